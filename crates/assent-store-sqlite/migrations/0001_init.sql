@@ -1,0 +1,90 @@
+-- Assent SQLite schema, version 1.
+-- Invariant: rows of `ledger` are only ever inserted. State tables are projections of it.
+
+CREATE TABLE controllers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    languages   TEXT NOT NULL,   -- JSON array
+    profiles    TEXT NOT NULL,   -- JSON array
+    created_at  INTEGER NOT NULL -- unix ms
+);
+
+CREATE TABLE api_keys (
+    hash        BLOB PRIMARY KEY, -- SHA-256 of the secret; the secret is never stored
+    prefix      TEXT NOT NULL,
+    controller  TEXT NOT NULL,
+    scopes      TEXT NOT NULL,    -- JSON array
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE data_categories (
+    controller  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (controller, id)
+) WITHOUT ROWID;
+
+CREATE TABLE purposes (
+    controller  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (controller, id)
+) WITHOUT ROWID;
+
+CREATE TABLE notice_versions (
+    controller  TEXT NOT NULL,
+    purpose     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    seq         INTEGER NOT NULL, -- the ledger entry that published it
+    body        TEXT NOT NULL,
+    PRIMARY KEY (controller, purpose, version)
+) WITHOUT ROWID;
+
+CREATE TABLE ledger (
+    controller  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    bytes       BLOB NOT NULL,    -- canonical encoding, see assent_core::encoding
+    leaf_hash   BLOB NOT NULL,    -- SHA-256(0x00 || bytes)
+    subject     BLOB,             -- pseudonym, for history lookups; NULL for non-consent entries
+    PRIMARY KEY (controller, seq)
+);
+
+CREATE INDEX ledger_by_subject ON ledger (controller, subject, seq) WHERE subject IS NOT NULL;
+
+CREATE TABLE subjects (
+    controller  TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    secret      BLOB NOT NULL,    -- per-subject key; deleting it unlinks the subject from the ledger
+    pseudonym   BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (controller, id)
+) WITHOUT ROWID;
+
+CREATE TABLE consent_state (
+    controller  TEXT NOT NULL,
+    subject     BLOB NOT NULL,
+    purpose     TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    version     INTEGER,
+    since       INTEGER NOT NULL,
+    method      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (controller, subject, purpose)
+) WITHOUT ROWID;
+
+CREATE TABLE evidence (
+    controller  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    subject     BLOB NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (controller, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE idempotency (
+    controller   TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    first_seq    INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (controller, key)
+) WITHOUT ROWID;

@@ -1,0 +1,68 @@
+//! Conversions between Rust values and SQLite columns.
+
+use assent_core::event::{Action, Method, Pseudonym};
+use assent_core::{ConsentState, ControllerId, PurposeId, Timestamp};
+use assent_store::{StoreError, StoreResult, StoredState};
+use rusqlite::Connection;
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn seq_to_sql(seq: u64) -> StoreResult<i64> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} out of range")))
+}
+
+pub(crate) fn seq_from_sql(seq: i64) -> StoreResult<u64> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative sequence number {seq}")))
+}
+
+pub(crate) fn hash32(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) fn load_states(conn: &Connection, controller: &ControllerId) -> StoreResult<Vec<StoredState>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT subject, purpose, action, version, since, method, seq FROM consent_state WHERE controller = ?1",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([controller.as_str()], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .map_err(backend)?;
+    rows.map(|row| {
+        let (subject, purpose, action, version, since, method, seq) = row.map_err(backend)?;
+        Ok(StoredState {
+            subject: Pseudonym(hash32(&subject, "subject")?),
+            purpose: PurposeId::parse(&purpose).map_err(StoreError::Corrupt)?,
+            state: ConsentState {
+                action: Action::parse(&action).map_err(StoreError::Corrupt)?,
+                version: version
+                    .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("version out of range".into())))
+                    .transpose()?,
+                since: Timestamp::from_unix_millis(since),
+                method: Method::parse_any(&method).map_err(StoreError::Corrupt)?,
+                seq: seq_from_sql(seq)?,
+            },
+        })
+    })
+    .collect()
+}

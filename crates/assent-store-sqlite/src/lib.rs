@@ -1,0 +1,387 @@
+//! Embedded SQLite backend.
+//!
+//! One writer thread owns the only write connection. Concurrent writes queue on a channel; the
+//! writer drains whatever is waiting, runs each job in its own savepoint inside one transaction,
+//! and commits once: one fsync (`synchronous=FULL` in WAL mode) then serves every job in the
+//! group. A job that fails is rolled back to its savepoint alone, so batching never makes one
+//! request's failure another's. Reads use a small pool of separate connections (WAL readers
+//! never block the writer).
+
+mod codec;
+mod migrations;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use assent_core::catalog::NoticeVersion;
+use assent_core::event::Pseudonym;
+use assent_core::{ControllerId, DataCategory, Purpose};
+use assent_store::{
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
+    StoreResult, StoredEntry, StoredState, SubjectRecord,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::codec::{backend, from_json, to_json};
+use crate::writer::Writer;
+
+/// How the writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Many waiting requests share one transaction and one fsync (the default).
+    Group,
+    /// One transaction, and so one fsync, per request. Only for benchmarks: it is the baseline
+    /// group commit is measured against.
+    PerRequest,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub commit_mode: CommitMode,
+    /// The most jobs one group transaction takes.
+    pub max_group: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { commit_mode: CommitMode::Group, max_group: 256 }
+    }
+}
+
+/// The SQLite store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(backend)?;
+    // WAL lets readers run beside the writer; FULL makes every commit fsync the WAL, which is
+    // what a 2xx promises. busy_timeout lets admin commands share the file with a running server.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=FULL;
+         PRAGMA busy_timeout=10000;
+         PRAGMA foreign_keys=OFF;",
+    )
+    .map_err(backend)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
+        let mut conn = open_connection(path)?;
+        migrations::run(&mut conn)?;
+        let writer = Writer::spawn(conn, options)?;
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// Runs `f` on a pooled read connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(|_| StoreError::Corrupt("reader pool poisoned".into()))?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+    }
+}
+
+fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResult<Controller> {
+    let (id, name, languages, profiles, created_at) = raw;
+    Ok(Controller {
+        id: ControllerId::parse(&id).map_err(StoreError::Corrupt)?,
+        name,
+        languages: from_json(&languages)?,
+        profiles: from_json(&profiles)?,
+        created_at: assent_core::Timestamp::from_unix_millis(created_at),
+    })
+}
+
+fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<StoredEntry>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(args, |row| {
+            let seq: i64 = row.get(0)?;
+            let bytes: Vec<u8> = row.get(1)?;
+            let leaf: Vec<u8> = row.get(2)?;
+            Ok((seq, bytes, leaf))
+        })
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, bytes, leaf) = row.map_err(backend)?;
+        out.push(StoredEntry {
+            seq: codec::seq_from_sql(seq)?,
+            bytes,
+            leaf_hash: codec::hash32(&leaf, "leaf_hash")?,
+        });
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    async fn create_controller(&self, controller: Controller) -> StoreResult<()> {
+        let languages = to_json(&controller.languages)?;
+        let profiles = to_json(&controller.profiles)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT INTO controllers (id, name, languages, profiles, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            controller.id.as_str(),
+                            controller.name,
+                            languages,
+                            profiles,
+                            controller.created_at.unix_millis()
+                        ])
+                    })
+                    .map_err(backend)?;
+                if inserted == 0 {
+                    return Err(StoreError::AlreadyExists(controller.id.to_string()));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn update_controller(&self, controller: Controller) -> StoreResult<()> {
+        let languages = to_json(&controller.languages)?;
+        let profiles = to_json(&controller.profiles)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                let updated = conn
+                    .execute(
+                        "UPDATE controllers SET name = ?2, languages = ?3, profiles = ?4 WHERE id = ?1",
+                        params![controller.id.as_str(), controller.name, languages, profiles],
+                    )
+                    .map_err(backend)?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound(controller.id.to_string()));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn controller(&self, id: ControllerId) -> StoreResult<Option<Controller>> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
+                .map_err(backend)?
+                .map(controller_from_row)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_controllers(&self) -> StoreResult<Vec<Controller>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], read_controller).map_err(backend)?;
+            rows.map(|r| r.map_err(backend).and_then(controller_from_row)).collect()
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+        let scopes = to_json(&key.scopes)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                let exists: bool = conn
+                    .query_row("SELECT EXISTS (SELECT 1 FROM controllers WHERE id = ?1)", [key.controller.as_str()], |r| {
+                        r.get(0)
+                    })
+                    .map_err(backend)?;
+                if !exists {
+                    return Err(StoreError::NotFound(key.controller.to_string()));
+                }
+                conn.execute(
+                    "INSERT INTO api_keys (hash, prefix, controller, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![&key.hash[..], key.prefix, key.controller.as_str(), scopes, key.created_at.unix_millis()],
+                )
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn find_api_key(&self, hash: [u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT prefix, controller, scopes, created_at FROM api_keys WHERE hash = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&hash[..]], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            row.map(|(prefix, controller, scopes, created_at)| {
+                Ok(ApiKeyRecord {
+                    hash,
+                    prefix,
+                    controller: ControllerId::parse(&controller).map_err(StoreError::Corrupt)?,
+                    scopes: from_json(&scopes)?,
+                    created_at: assent_core::Timestamp::from_unix_millis(created_at),
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_data_category(&self, controller: ControllerId, category: DataCategory) -> StoreResult<()> {
+        let body = to_json(&category)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                conn.execute(
+                    "INSERT INTO data_categories (controller, id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
+                    params![controller.as_str(), category.id.as_str(), body],
+                )
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn put_purpose(&self, controller: ControllerId, purpose: Purpose) -> StoreResult<()> {
+        let body = to_json(&purpose)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                conn.execute(
+                    "INSERT INTO purposes (controller, id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
+                    params![controller.as_str(), purpose.id.as_str(), body],
+                )
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn load_catalog(&self, controller: ControllerId) -> StoreResult<CatalogSnapshot> {
+        self.read(move |conn| {
+            let mut snapshot = CatalogSnapshot::default();
+            let bodies = |sql: &str| -> StoreResult<Vec<String>> {
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                let rows = stmt.query_map([controller.as_str()], |r| r.get::<_, String>(0)).map_err(backend)?;
+                rows.map(|r| r.map_err(backend)).collect()
+            };
+            for body in bodies("SELECT body FROM data_categories WHERE controller = ?1 ORDER BY id")? {
+                let category: DataCategory = from_json(&body)?;
+                snapshot.data_categories.insert(category.id.clone(), category);
+            }
+            for body in bodies("SELECT body FROM purposes WHERE controller = ?1 ORDER BY id")? {
+                let purpose: Purpose = from_json(&body)?;
+                snapshot.purposes.insert(purpose.id.clone(), purpose);
+            }
+            for body in bodies("SELECT body FROM notice_versions WHERE controller = ?1 ORDER BY purpose, version")? {
+                let version: NoticeVersion = from_json(&body)?;
+                snapshot.versions.entry(version.purpose.clone()).or_default().push(version);
+            }
+            Ok(snapshot)
+        })
+        .await
+    }
+
+    async fn append(&self, batch: AppendBatch) -> StoreResult<Appended> {
+        self.inner.writer.submit(move |conn, seqs| writer::append(conn, seqs, &batch)).await
+    }
+
+    async fn find_idempotency(&self, controller: ControllerId, key: String) -> StoreResult<Option<IdempotencyRecord>> {
+        self.read(move |conn| writer::find_idempotency(conn, &controller, &key)).await
+    }
+
+    async fn ledger_size(&self, controller: ControllerId) -> StoreResult<u64> {
+        self.read(move |conn| writer::next_seq(conn, &controller)).await
+    }
+
+    async fn entries(&self, controller: ControllerId, start: u64, end: u64) -> StoreResult<Vec<StoredEntry>> {
+        let (start, end) = (codec::seq_to_sql(start)?, codec::seq_to_sql(end)?);
+        self.read(move |conn| {
+            read_entries(
+                conn,
+                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+                params![controller.as_str(), start, end],
+            )
+        })
+        .await
+    }
+
+    async fn subject_entries(&self, controller: ControllerId, subject: Pseudonym) -> StoreResult<Vec<StoredEntry>> {
+        self.read(move |conn| {
+            read_entries(
+                conn,
+                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND subject = ?2 ORDER BY seq",
+                params![controller.as_str(), &subject.0[..]],
+            )
+        })
+        .await
+    }
+
+    async fn load_subjects(&self, controller: ControllerId) -> StoreResult<Vec<SubjectRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, secret, pseudonym, created_at FROM subjects WHERE controller = ?1")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([controller.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (id, secret, pseudonym, created_at) = row.map_err(backend)?;
+                Ok(SubjectRecord {
+                    id: assent_core::SubjectId::parse(&id).map_err(StoreError::Corrupt)?,
+                    secret: codec::hash32(&secret, "secret")?,
+                    pseudonym: Pseudonym(codec::hash32(&pseudonym, "pseudonym")?),
+                    created_at: assent_core::Timestamp::from_unix_millis(created_at),
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn load_states(&self, controller: ControllerId) -> StoreResult<Vec<StoredState>> {
+        self.read(move |conn| codec::load_states(conn, &controller)).await
+    }
+}

@@ -1,0 +1,294 @@
+//! The single writer thread and its group commit.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use assent_core::{ControllerId, LedgerEntry};
+use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::codec::{backend, hash32, seq_from_sql, seq_to_sql, to_json};
+use crate::{CommitMode, SqliteOptions};
+
+/// Next sequence number per controller, valid for the transaction in progress. Read from the
+/// table at the first use in each transaction, so another process's writes are never overrun.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SeqCache(HashMap<ControllerId, u64>);
+
+impl SeqCache {
+    fn next(&mut self, conn: &Connection, controller: &ControllerId) -> StoreResult<u64> {
+        if let Some(next) = self.0.get(controller) {
+            return Ok(*next);
+        }
+        let next = next_seq(conn, controller)?;
+        self.0.insert(controller.clone(), next);
+        Ok(next)
+    }
+}
+
+type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut SeqCache) -> (bool, Completion) + Send>;
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    sender: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(conn: Connection, options: SqliteOptions) -> StoreResult<Self> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("assent-sqlite-writer".into())
+            .spawn(move || run(conn, receiver, options))
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self { sender })
+    }
+
+    /// Queues `job` and waits until the transaction holding it has committed (or failed).
+    pub(crate) async fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Connection, &mut SeqCache) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+        let boxed: Job = Box::new(move |conn, seqs| {
+            let result = job(conn, seqs);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |committed| {
+                // The caller may have gone away (client disconnected); the write stands anyway.
+                let _ = reply.send(committed.and(result));
+            });
+            (ok, completion)
+        });
+        self.sender.send(boxed).map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Corrupt("the SQLite writer dropped a request".into()))?
+    }
+}
+
+fn run(conn: Connection, receiver: mpsc::Receiver<Job>, options: SqliteOptions) {
+    let max_group = match options.commit_mode {
+        CommitMode::Group => options.max_group.max(1),
+        CommitMode::PerRequest => 1,
+    };
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_group {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&conn, jobs);
+    }
+}
+
+fn run_group(conn: &Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let message = e.to_string();
+        for job in jobs {
+            // Never run the job outside a transaction: fail it instead.
+            let completion = fail_without_running(job);
+            completion(Err(StoreError::Corrupt(format!("could not begin a transaction: {message}"))));
+        }
+        return;
+    }
+    let mut seqs = SeqCache::default();
+    let mut completions = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let before = seqs.clone();
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            completions.push(fail_with(job, e));
+            continue;
+        }
+        let (ok, completion) = job(conn, &mut seqs);
+        let closed = if ok {
+            conn.execute_batch("RELEASE job")
+        } else {
+            seqs = before;
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "could not close a savepoint");
+        }
+        completions.push(completion);
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => completions.into_iter().for_each(|c| c(Ok(()))),
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; every job in it fails");
+            let _ = conn.execute_batch("ROLLBACK");
+            let message = e.to_string();
+            completions
+                .into_iter()
+                .for_each(|c| c(Err(StoreError::Corrupt(format!("commit failed: {message}")))));
+        }
+    }
+}
+
+/// Builds the completion of a job that could not be started, without running it.
+fn fail_without_running(job: Job) -> Completion {
+    // A job's completion only exists once it has run; to fail it unrun we run it against a
+    // closed-over in-memory database, whose effects vanish. Cheaper paths are not worth it for
+    // an error this rare.
+    match Connection::open_in_memory() {
+        Ok(scratch) => job(&scratch, &mut SeqCache::default()).1,
+        Err(_) => Box::new(|_| {}),
+    }
+}
+
+fn fail_with(job: Job, e: rusqlite::Error) -> Completion {
+    let completion = fail_without_running(job);
+    let message = e.to_string();
+    Box::new(move |_| completion(Err(StoreError::Corrupt(format!("savepoint failed: {message}")))))
+}
+
+pub(crate) fn next_seq(conn: &Connection, controller: &ControllerId) -> StoreResult<u64> {
+    let next: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM ledger WHERE controller = ?1")
+        .and_then(|mut s| s.query_row([controller.as_str()], |r| r.get(0)))
+        .map_err(backend)?;
+    seq_from_sql(next)
+}
+
+pub(crate) fn find_idempotency(
+    conn: &Connection,
+    controller: &ControllerId,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    let row = conn
+        .prepare_cached("SELECT request_hash, first_seq, count FROM idempotency WHERE controller = ?1 AND key = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![controller.as_str(), key], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    row.map(|(hash, first_seq, count)| {
+        Ok(IdempotencyRecord {
+            key: key.to_owned(),
+            request_hash: hash32(&hash, "request_hash")?,
+            first_seq: seq_from_sql(first_seq)?,
+            count: seq_from_sql(count)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch) -> StoreResult<Appended> {
+    let controller = batch.controller.as_str();
+    let first_seq = seqs.next(conn, &batch.controller)?;
+
+    if let Some(claim) = &batch.idempotency {
+        if let Some(existing) = find_idempotency(conn, &batch.controller, &claim.key)? {
+            return Err(StoreError::IdempotencyKeyUsed(existing));
+        }
+        conn.prepare_cached(
+            "INSERT INTO idempotency (controller, key, request_hash, first_seq, count) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                controller,
+                claim.key,
+                &claim.request_hash[..],
+                seq_to_sql(first_seq).unwrap_or(i64::MAX),
+                i64::try_from(batch.entries.len()).unwrap_or(i64::MAX)
+            ])
+        })
+        .map_err(backend)?;
+    }
+
+    {
+        let mut insert_subject = conn
+            .prepare_cached(
+                "INSERT INTO subjects (controller, id, secret, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (controller, id) DO NOTHING",
+            )
+            .map_err(backend)?;
+        for subject in &batch.new_subjects {
+            insert_subject
+                .execute(params![
+                    controller,
+                    subject.id.as_str(),
+                    &subject.secret[..],
+                    &subject.pseudonym.0[..],
+                    subject.created_at.unix_millis()
+                ])
+                .map_err(backend)?;
+        }
+    }
+
+    let mut insert_entry = conn
+        .prepare_cached("INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(backend)?;
+    let mut upsert_state = conn
+        .prepare_cached(
+            "INSERT INTO consent_state (controller, subject, purpose, action, version, since, method, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (controller, subject, purpose) DO UPDATE SET
+                action = excluded.action, version = excluded.version, since = excluded.since,
+                method = excluded.method, seq = excluded.seq
+             WHERE excluded.seq > consent_state.seq",
+        )
+        .map_err(backend)?;
+    let mut insert_evidence = conn
+        .prepare_cached("INSERT INTO evidence (controller, seq, subject, body) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(backend)?;
+    let mut notice_seqs = HashMap::new();
+
+    for (offset, new) in (0u64..).zip(&batch.entries) {
+        let seq = seq_to_sql(first_seq + offset)?;
+        match &new.entry {
+            LedgerEntry::Consent(event) => {
+                let subject = &event.subject.0[..];
+                insert_entry
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], subject])
+                    .map_err(backend)?;
+                upsert_state
+                    .execute(params![
+                        controller,
+                        subject,
+                        event.purpose.as_str(),
+                        event.action.as_str(),
+                        event.version,
+                        event.recorded_at.unix_millis(),
+                        event.method.as_str(),
+                        seq
+                    ])
+                    .map_err(backend)?;
+                if let Some(evidence) = &new.evidence {
+                    insert_evidence.execute(params![controller, seq, subject, evidence]).map_err(backend)?;
+                }
+            }
+            LedgerEntry::Notice(notice) => {
+                insert_entry
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<Vec<u8>>::None])
+                    .map_err(backend)?;
+                notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
+            }
+        }
+    }
+
+    for version in &batch.notice_versions {
+        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "notice version {} of `{}` has no publication entry in its batch",
+                version.version, version.purpose
+            ))
+        })?;
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![controller, version.purpose.as_str(), version.version, seq, to_json(version).unwrap_or_default()]))
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
+        }
+    }
+
+    let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
+    seqs.0.insert(batch.controller.clone(), first_seq + count);
+    Ok(Appended { first_seq })
+}

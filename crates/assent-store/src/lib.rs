@@ -1,0 +1,84 @@
+//! The storage boundary.
+//!
+//! [`Store`] is the one trait the rest of Assent talks to. Each backend (SQLite here, PostgreSQL
+//! next) is its own crate owning its migrations; the binary picks one at the edge from the
+//! database URL, and everything above is generic over it.
+//!
+//! Contract every backend keeps (the conformance story checks it):
+//! - ledger entries are only ever inserted, never updated or deleted;
+//! - each controller's sequence numbers start at 0 and have no gaps, whatever the concurrency;
+//! - an [`AppendBatch`] is atomic and durable (fsynced) before `append` returns `Ok`;
+//! - the stored consent state is the projection of the ledger under
+//!   [`assent_core::state::apply`]: the later sequence number wins;
+//! - an idempotency key is claimed at most once per controller.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod model;
+
+use std::future::Future;
+
+pub use model::*;
+
+use assent_core::event::Pseudonym;
+use assent_core::{ControllerId, DataCategory, Purpose};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("`{0}` already exists")]
+    AlreadyExists(String),
+    #[error("`{0}` was not found")]
+    NotFound(String),
+    /// The idempotency key was already used; the first use is returned so the caller can replay
+    /// its response (same request) or refuse (different request).
+    #[error("idempotency key already used")]
+    IdempotencyKeyUsed(IdempotencyRecord),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Assent persists. Methods take owned arguments so their futures are `'static`-free
+/// of caller borrows and easy to send across tasks.
+pub trait Store: Send + Sync + 'static {
+    fn create_controller(&self, controller: Controller) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_controller(&self, controller: Controller) -> impl Future<Output = StoreResult<()>> + Send;
+    fn controller(&self, id: ControllerId) -> impl Future<Output = StoreResult<Option<Controller>>> + Send;
+    fn list_controllers(&self) -> impl Future<Output = StoreResult<Vec<Controller>>> + Send;
+
+    fn create_api_key(&self, key: ApiKeyRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Looks a key up by the SHA-256 of its secret; the secret itself is never stored.
+    fn find_api_key(&self, hash: [u8; 32]) -> impl Future<Output = StoreResult<Option<ApiKeyRecord>>> + Send;
+
+    fn put_data_category(
+        &self,
+        controller: ControllerId,
+        category: DataCategory,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn put_purpose(&self, controller: ControllerId, purpose: Purpose) -> impl Future<Output = StoreResult<()>> + Send;
+    fn load_catalog(&self, controller: ControllerId) -> impl Future<Output = StoreResult<CatalogSnapshot>> + Send;
+
+    /// Appends ledger entries atomically, with the subjects, notice versions, evidence and
+    /// idempotency claim that go with them. Returns the sequence number of the first entry.
+    fn append(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<Appended>> + Send;
+    fn find_idempotency(
+        &self,
+        controller: ControllerId,
+        key: String,
+    ) -> impl Future<Output = StoreResult<Option<IdempotencyRecord>>> + Send;
+
+    fn ledger_size(&self, controller: ControllerId) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Entries with `start <= seq < end`, in order.
+    fn entries(&self, controller: ControllerId, start: u64, end: u64) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    fn subject_entries(
+        &self,
+        controller: ControllerId,
+        subject: Pseudonym,
+    ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    fn load_subjects(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
+    fn load_states(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredState>>> + Send;
+}

@@ -1,0 +1,155 @@
+//! The records the store keeps besides the core's domain types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use assent_core::catalog::NoticeVersion;
+use assent_core::event::Pseudonym;
+use assent_core::{ConsentState, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, SubjectId, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Controller {
+    pub id: ControllerId,
+    pub name: String,
+    pub languages: Vec<Language>,
+    pub profiles: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// What an API key may do. `Admin` implies every other scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Admin,
+    Catalog,
+    Collect,
+    Decide,
+    Read,
+    Audit,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 6] = [Self::Admin, Self::Catalog, Self::Collect, Self::Decide, Self::Read, Self::Audit];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Catalog => "catalog",
+            Self::Collect => "collect",
+            Self::Decide => "decide",
+            Self::Read => "read",
+            Self::Audit => "audit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| format!("scope `{s}` must be one of admin, catalog, collect, decide, read, audit"))
+    }
+}
+
+/// A stored API key: only the hash of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub hash: [u8; 32],
+    /// The first characters of the key, to tell keys apart in listings and logs.
+    pub prefix: String,
+    pub controller: ControllerId,
+    pub scopes: Vec<Scope>,
+    pub created_at: Timestamp,
+}
+
+/// A subject and the secret that links it to its ledger pseudonym. Deleting this record is
+/// what erases a subject from the ledger's point of view.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    pub id: SubjectId,
+    pub secret: [u8; 32],
+    pub pseudonym: Pseudonym,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for SubjectRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubjectRecord")
+            .field("pseudonym", &self.pseudonym)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A catalog as stored: categories, purposes and every published notice version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogSnapshot {
+    pub data_categories: BTreeMap<DataCategoryId, DataCategory>,
+    pub purposes: BTreeMap<PurposeId, Purpose>,
+    /// Per purpose, versions in ascending order.
+    pub versions: BTreeMap<PurposeId, Vec<NoticeVersion>>,
+}
+
+/// One entry to append: its domain form, its canonical bytes and leaf hash (computed by the
+/// caller, outside any lock), and erasable evidence kept beside the ledger.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub entry: LedgerEntry,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+    pub evidence: Option<String>,
+}
+
+impl NewEntry {
+    pub fn new(entry: LedgerEntry, evidence: Option<String>) -> Self {
+        let bytes = assent_core::encoding::encode(&entry);
+        let leaf_hash = assent_core::crypto::leaf_hash(&bytes);
+        Self { entry, bytes, leaf_hash, evidence }
+    }
+}
+
+/// The claim on an idempotency key that an append makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    /// SHA-256 of the request that used the key: same key, different hash means a conflict.
+    pub request_hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub request_hash: [u8; 32],
+    pub first_seq: u64,
+    pub count: u64,
+}
+
+/// An atomic unit of ledger writing.
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    pub controller: ControllerId,
+    /// Subjects first seen in this batch; a backend inserts them if absent.
+    pub new_subjects: Vec<SubjectRecord>,
+    pub entries: Vec<NewEntry>,
+    /// Notice versions whose publication entries are in `entries`.
+    pub notice_versions: Vec<NoticeVersion>,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    pub subject: Pseudonym,
+    pub purpose: PurposeId,
+    pub state: ConsentState,
+}
