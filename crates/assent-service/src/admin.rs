@@ -1,0 +1,121 @@
+//! Controllers: creation and settings.
+
+use assent_core::{ControllerId, Language, ValidationErrors};
+use assent_store::{Controller, Store, StoreError};
+
+use crate::memory::{read, write};
+use crate::{Assent, DEFAULT_LANGUAGES, KNOWN_PROFILES, Principal, ServiceError, ServiceResult};
+
+/// What may be set on a controller. Fields left out keep their value.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerPatch {
+    pub name: Option<String>,
+    pub languages: Option<Vec<String>>,
+    pub profiles: Option<Vec<String>>,
+}
+
+/// The controller as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerView {
+    pub id: String,
+    pub name: String,
+    pub languages: Vec<String>,
+    pub profiles: Vec<String>,
+}
+
+impl From<&Controller> for ControllerView {
+    fn from(c: &Controller) -> Self {
+        Self {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            languages: c.languages.iter().map(ToString::to_string).collect(),
+            profiles: c.profiles.clone(),
+        }
+    }
+}
+
+fn parse_languages(raw: &[String], errors: &mut ValidationErrors) -> Vec<Language> {
+    if raw.is_empty() {
+        errors.push("languages", "declare at least one language");
+    }
+    let mut out: Vec<Language> = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        match Language::parse(l) {
+            Ok(l) if !out.contains(&l) => out.push(l),
+            Ok(_) => errors.push(format!("languages[{i}]"), format!("language `{l}` is listed twice")),
+            Err(e) => errors.push(format!("languages[{i}]"), e),
+        }
+    }
+    out
+}
+
+fn parse_profiles(raw: &[String], errors: &mut ValidationErrors) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        if !KNOWN_PROFILES.contains(&p.as_str()) {
+            errors.push(format!("profiles[{i}]"), format!("unknown profile `{p}`; known: {}", KNOWN_PROFILES.join(", ")));
+        } else if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn check_name(name: &str, errors: &mut ValidationErrors) {
+    if name.trim().is_empty() {
+        errors.push("name", "must not be empty");
+    } else if name.len() > 200 {
+        errors.push("name", "must be at most 200 bytes");
+    }
+}
+
+impl<S: Store> Assent<S> {
+    /// Creates a controller. Languages default to English and Spanish.
+    pub async fn create_controller(
+        &self,
+        id: &str,
+        name: &str,
+        languages: &[String],
+        profiles: &[String],
+    ) -> ServiceResult<ControllerView> {
+        let mut errors = ValidationErrors::default();
+        let id = assent_core::id::parse_field(&mut errors, "id", id, ControllerId::parse);
+        check_name(name, &mut errors);
+        let default_languages: Vec<String> = DEFAULT_LANGUAGES.iter().map(|s| (*s).to_owned()).collect();
+        let languages = parse_languages(if languages.is_empty() { &default_languages } else { languages }, &mut errors);
+        let profiles = parse_profiles(profiles, &mut errors);
+        let Some(id) = id else { return Err(errors.into()) };
+        errors.into_result(())?;
+        let controller = Controller { id: id.clone(), name: name.trim().to_owned(), languages, profiles, created_at: self.now() };
+        self.store.create_controller(controller.clone()).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => ServiceError::Conflict(format!("controller `{id}` already exists")),
+            other => other.into(),
+        })?;
+        self.load_controller(id).await?;
+        Ok(ControllerView::from(&controller))
+    }
+
+    pub fn controller_view(&self, principal: &Principal) -> ControllerView {
+        ControllerView::from(&*read(&principal.controller.info))
+    }
+
+    pub async fn patch_controller(&self, principal: &Principal, patch: ControllerPatch) -> ServiceResult<ControllerView> {
+        let mut updated = read(&principal.controller.info).clone();
+        let mut errors = ValidationErrors::default();
+        if let Some(name) = &patch.name {
+            check_name(name, &mut errors);
+            updated.name = name.trim().to_owned();
+        }
+        if let Some(languages) = &patch.languages {
+            updated.languages = parse_languages(languages, &mut errors);
+        }
+        if let Some(profiles) = &patch.profiles {
+            updated.profiles = parse_profiles(profiles, &mut errors);
+        }
+        errors.into_result(())?;
+        self.store.update_controller(updated.clone()).await?;
+        *write(&principal.controller.info) = updated.clone();
+        Ok(ControllerView::from(&updated))
+    }
+}

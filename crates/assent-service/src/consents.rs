@@ -1,0 +1,455 @@
+//! Recording choices: single events, batches and withdraw-all.
+
+use std::sync::Arc;
+
+use assent_core::crypto::{evidence_commitment, to_hex};
+use assent_core::encoding::canonical_json;
+use assent_core::event::{ConsentEvent, Method, parse_jurisdiction};
+use assent_core::{Action, ConsentModel, ConsentState, Language, LedgerEntry, PurposeId, SubjectId, Timestamp, ValidationErrors};
+use assent_store::{AppendBatch, IdempotencyClaim, IdempotencyRecord, NewEntry, Scope, Store, StoreError};
+
+use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, read, write};
+use crate::{Assent, Principal, ServiceError, ServiceResult, new_subject};
+
+/// The most events one batch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// One choice as a client sends it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    pub subject: String,
+    pub purpose: String,
+    #[serde(default)]
+    pub version: Option<u32>,
+    pub action: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub evidence: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawAllInput {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub evidence: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// An idempotency key and the fingerprint of the request that carries it.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+impl Idempotency {
+    /// Keys are 1 to 255 visible ASCII characters.
+    pub fn new(key: &str, request_hash: [u8; 32]) -> ServiceResult<Self> {
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ServiceError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+        }
+        Ok(Self { key: key.to_owned(), request_hash })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StateOut {
+    pub purpose: PurposeId,
+    pub status: assent_core::Status,
+    pub version: Option<u32>,
+    pub since: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordedConsent {
+    pub seq: u64,
+    pub leaf_hash: String,
+    pub state: StateOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WithdrawAllOut {
+    pub withdrawn: Vec<PurposeId>,
+}
+
+/// A validated choice, before the subject's pseudonym and sequence number are known.
+#[derive(Debug, Clone)]
+struct Planned {
+    subject: SubjectId,
+    purpose: PurposeId,
+    version: Option<u32>,
+    action: Action,
+    method: Method,
+    jurisdiction: Option<String>,
+    language: Option<Language>,
+    evidence: Option<String>,
+}
+
+/// A committed event.
+#[derive(Debug, Clone)]
+struct Committed {
+    seq: u64,
+    event: ConsentEvent,
+    leaf_hash: [u8; 32],
+}
+
+struct Common {
+    method: Method,
+    jurisdiction: Option<String>,
+    language: Option<Language>,
+    evidence: Option<String>,
+}
+
+fn parse_common(
+    method: Option<&str>,
+    evidence: Option<&serde_json::Value>,
+    jurisdiction: Option<&str>,
+    language: Option<&str>,
+    errors: &mut ValidationErrors,
+) -> Option<Common> {
+    let method = assent_core::id::parse_field(errors, "method", method.unwrap_or("api"), Method::parse_client);
+    let evidence = match evidence {
+        None | Some(serde_json::Value::Null) => Some(None),
+        Some(v @ serde_json::Value::Object(_)) => {
+            if contains_fraction(v) {
+                errors.push("evidence", "numbers in evidence must be integers");
+                None
+            } else {
+                // Canonical form, so the commitment does not depend on key order or spacing.
+                Some(Some(String::from_utf8_lossy(&canonical_json(v)).into_owned()))
+            }
+        }
+        Some(_) => {
+            errors.push("evidence", "must be a JSON object");
+            None
+        }
+    };
+    let jurisdiction = match jurisdiction {
+        None => Some(None),
+        Some(j) => assent_core::id::parse_field(errors, "jurisdiction", j, parse_jurisdiction).map(Some),
+    };
+    let language = match language {
+        None => Some(None),
+        Some(l) => assent_core::id::parse_field(errors, "language", l, Language::parse).map(Some),
+    };
+    Some(Common { method: method?, jurisdiction: jurisdiction?, language: language?, evidence: evidence? })
+}
+
+fn contains_fraction(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => !(n.is_i64() || n.is_u64()),
+        serde_json::Value::Array(items) => items.iter().any(contains_fraction),
+        serde_json::Value::Object(map) => map.values().any(contains_fraction),
+        _ => false,
+    }
+}
+
+fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let subject = assent_core::id::parse_field(&mut errors, "subject", &input.subject, SubjectId::parse);
+    let action = assent_core::id::parse_field(&mut errors, "action", &input.action, |a| match Action::parse(a) {
+        Ok(Action::Expire) => Err("action `expire` is recorded by Assent itself; send `grant` or `withdraw`".into()),
+        other => other,
+    });
+    let view = match PurposeId::parse(&input.purpose) {
+        Err(e) => {
+            errors.push("purpose", e);
+            None
+        }
+        Ok(id) => match catalog.purposes.get(&id) {
+            None => {
+                errors.push("purpose", format!("unknown purpose `{id}`"));
+                None
+            }
+            Some(view) => Some(view),
+        },
+    };
+    if let Some(view) = view {
+        if view.purpose.model == ConsentModel::Necessary {
+            errors.push("purpose", format!("purpose `{}` is necessary for the service and takes no consent", view.purpose.id));
+        }
+        match (action, input.version) {
+            (Some(Action::Grant), None) => errors.push("version", "a grant must name the published notice version the customer saw"),
+            (_, Some(n)) if view.version(n).is_none() => {
+                errors.push("version", format!("version {n} of purpose `{}` is not published", view.purpose.id));
+            }
+            _ => {}
+        }
+    }
+    let common = parse_common(
+        input.method.as_deref(),
+        input.evidence.as_ref(),
+        input.jurisdiction.as_deref(),
+        input.language.as_deref(),
+        &mut errors,
+    );
+    match (subject, action, view, common) {
+        (Some(subject), Some(action), Some(view), Some(common)) if errors.is_empty() => Ok(Planned {
+            subject,
+            purpose: view.purpose.id.clone(),
+            version: input.version,
+            action,
+            method: common.method,
+            jurisdiction: common.jurisdiction,
+            language: common.language,
+            evidence: common.evidence,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn state_out(catalog: &CatalogView, event: &ConsentEvent, seq: u64) -> StateOut {
+    let state = ConsentState::from_event(event, seq);
+    let status = catalog.purposes.get(&event.purpose).map_or(
+        match event.action {
+            Action::Grant => assent_core::Status::Granted,
+            Action::Withdraw => assent_core::Status::Withdrawn,
+            Action::Expire => assent_core::Status::Expired,
+        },
+        |view| assent_core::decision::status(&view.terms_at(Some(event.recorded_at)), Some(&state), event.recorded_at),
+    );
+    StateOut { purpose: event.purpose.clone(), status, version: event.version, since: event.recorded_at }
+}
+
+fn recorded(catalog: &CatalogView, committed: &[Committed]) -> Vec<RecordedConsent> {
+    committed
+        .iter()
+        .map(|c| RecordedConsent { seq: c.seq, leaf_hash: to_hex(&c.leaf_hash), state: state_out(catalog, &c.event, c.seq) })
+        .collect()
+}
+
+impl<S: Store> Assent<S> {
+    /// Records one choice.
+    pub async fn record_consent(
+        &self,
+        principal: &Principal,
+        input: ConsentInput,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<RecordedConsent> {
+        principal.require(Scope::Collect)?;
+        let catalog = principal.controller.catalog();
+        let mut out = match self.replay(principal, idempotency.as_ref()).await? {
+            Some(committed) => recorded(&catalog, &committed),
+            None => {
+                let planned = plan_one(&input, &catalog)?;
+                let committed = self.commit(&principal.controller, &catalog, vec![planned], idempotency).await?;
+                recorded(&catalog, &committed)
+            }
+        };
+        out.pop().ok_or_else(|| ServiceError::Conflict("idempotency key belongs to a request of another kind".into()))
+    }
+
+    /// Records up to [`MAX_BATCH`] choices, all or nothing.
+    pub async fn record_batch(
+        &self,
+        principal: &Principal,
+        inputs: Vec<ConsentInput>,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<Vec<RecordedConsent>> {
+        principal.require(Scope::Collect)?;
+        let catalog = principal.controller.catalog();
+        if let Some(committed) = self.replay(principal, idempotency.as_ref()).await? {
+            return Ok(recorded(&catalog, &committed));
+        }
+        if inputs.is_empty() || inputs.len() > MAX_BATCH {
+            return Err(ServiceError::invalid("events", format!("send 1 to {MAX_BATCH} events, got {}", inputs.len())));
+        }
+        let mut errors = ValidationErrors::default();
+        let mut planned = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            match plan_one(input, &catalog) {
+                Ok(p) => planned.push(p),
+                Err(e) => errors.extend(e.prefixed(&format!("events[{i}]"))),
+            }
+        }
+        errors.into_result(())?;
+        let committed = self.commit(&principal.controller, &catalog, planned, idempotency).await?;
+        Ok(recorded(&catalog, &committed))
+    }
+
+    /// Withdraws every purpose the subject has granted, in one call. With `gpc`, also records
+    /// an opt-out of every sale/sharing or targeted-advertising purpose not already withdrawn.
+    pub async fn withdraw_all(
+        &self,
+        principal: &Principal,
+        subject: &str,
+        input: WithdrawAllInput,
+        gpc: bool,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<WithdrawAllOut> {
+        principal.require(Scope::Collect)?;
+        if let Some(committed) = self.replay(principal, idempotency.as_ref()).await? {
+            return Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() });
+        }
+        let mut errors = ValidationErrors::default();
+        let subject = assent_core::id::parse_field(&mut errors, "subject", subject, SubjectId::parse);
+        let common = parse_common(
+            input.method.as_deref(),
+            input.evidence.as_ref(),
+            input.jurisdiction.as_deref(),
+            input.language.as_deref(),
+            &mut errors,
+        );
+        let (Some(subject), Some(common)) = (subject, common) else { return Err(errors.into()) };
+        errors.into_result(())?;
+        let catalog = principal.controller.catalog();
+        let mut planned = Vec::new();
+        {
+            let subjects = read(&principal.controller.subjects);
+            let entry = subjects.by_id.get(&subject);
+            for view in catalog.purposes.values() {
+                if view.purpose.model == ConsentModel::Necessary {
+                    continue;
+                }
+                let last = entry.and_then(|e| e.state(&view.purpose.id)).map(|s| s.action);
+                let method = if last == Some(Action::Grant) {
+                    common.method
+                } else if gpc && (view.purpose.sale_or_sharing || view.purpose.targeted_advertising) && last != Some(Action::Withdraw) {
+                    Method::Gpc
+                } else {
+                    continue;
+                };
+                planned.push(Planned {
+                    subject: subject.clone(),
+                    purpose: view.purpose.id.clone(),
+                    version: None,
+                    action: Action::Withdraw,
+                    method,
+                    jurisdiction: common.jurisdiction.clone(),
+                    language: common.language.clone(),
+                    evidence: common.evidence.clone(),
+                });
+            }
+        }
+        let committed = self.commit(&principal.controller, &catalog, planned, idempotency).await?;
+        Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() })
+    }
+
+    /// If `idempotency` names a key already used, returns the events of its first use (same
+    /// request) or refuses (different request).
+    async fn replay(&self, principal: &Principal, idempotency: Option<&Idempotency>) -> ServiceResult<Option<Vec<Committed>>> {
+        let Some(idem) = idempotency else { return Ok(None) };
+        let controller = principal.controller.id();
+        match self.store.find_idempotency(controller, idem.key.clone()).await? {
+            None => Ok(None),
+            Some(record) => self.replay_record(&principal.controller, idem, record).await.map(Some),
+        }
+    }
+
+    async fn replay_record(
+        &self,
+        handle: &ControllerHandle,
+        idem: &Idempotency,
+        record: IdempotencyRecord,
+    ) -> ServiceResult<Vec<Committed>> {
+        if record.request_hash != idem.request_hash {
+            return Err(ServiceError::IdempotencyMismatch(idem.key.clone()));
+        }
+        let entries = self.store.entries(handle.id(), record.first_seq, record.first_seq + record.count).await?;
+        entries
+            .into_iter()
+            .map(|stored| match assent_core::encoding::decode(&stored.bytes) {
+                Ok(LedgerEntry::Consent(event)) => Ok(Committed { seq: stored.seq, event, leaf_hash: stored.leaf_hash }),
+                Ok(_) => Err(ServiceError::Store(StoreError::Corrupt(format!("entry {} is not a consent event", stored.seq)))),
+                Err(e) => Err(ServiceError::Store(StoreError::Corrupt(e.to_string()))),
+            })
+            .collect()
+    }
+
+    /// Turns planned choices into ledger entries, appends them atomically, and applies the
+    /// result to memory before returning.
+    async fn commit(
+        &self,
+        handle: &Arc<ControllerHandle>,
+        catalog: &CatalogView,
+        planned: Vec<Planned>,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<Vec<Committed>> {
+        let now = self.now();
+        let controller = handle.id();
+        let mut new_subjects = Vec::new();
+        let mut events = Vec::with_capacity(planned.len());
+        {
+            let mut subjects = write(&handle.subjects);
+            for p in planned {
+                if !subjects.by_id.contains_key(&p.subject) {
+                    let record = new_subject(p.subject.clone(), now)?;
+                    subjects.by_pseudonym.insert(record.pseudonym, p.subject.clone());
+                    subjects.by_id.insert(p.subject.clone(), SubjectEntry { record, persisted: false, states: Vec::new() });
+                }
+                let Some(entry) = subjects.by_id.get(&p.subject) else { continue };
+                if !entry.persisted && !new_subjects.iter().any(|r: &assent_store::SubjectRecord| r.id == p.subject) {
+                    new_subjects.push(entry.record.clone());
+                }
+                let version = p.version.or_else(|| entry.state(&p.purpose).and_then(|s| s.version));
+                let notice_hash = version.and_then(|n| catalog.purposes.get(&p.purpose).and_then(|v| v.version(n))).map(|v| v.hash);
+                let evidence_hash = p.evidence.as_ref().map(|e| evidence_commitment(&entry.record.secret, e.as_bytes()));
+                let event = ConsentEvent {
+                    controller: controller.clone(),
+                    subject: entry.record.pseudonym,
+                    purpose: p.purpose,
+                    version,
+                    notice_hash,
+                    action: p.action,
+                    method: p.method,
+                    recorded_at: now,
+                    jurisdiction: p.jurisdiction,
+                    language: p.language,
+                    evidence: evidence_hash,
+                };
+                events.push((event, p.evidence));
+            }
+        }
+        let entries: Vec<NewEntry> =
+            events.into_iter().map(|(event, evidence)| NewEntry::new(LedgerEntry::Consent(event), evidence)).collect();
+        if entries.is_empty() && idempotency.is_none() {
+            return Ok(Vec::new());
+        }
+        let claim = idempotency.as_ref().map(|i| IdempotencyClaim { key: i.key.clone(), request_hash: i.request_hash });
+        let batch = AppendBatch { controller, new_subjects, entries, notice_versions: vec![], idempotency: claim };
+        let appended = match self.store.append(batch.clone()).await {
+            Ok(a) => a,
+            Err(StoreError::IdempotencyKeyUsed(record)) => {
+                // Lost a race with a concurrent request carrying the same key.
+                let Some(idem) = idempotency.as_ref() else { return Err(ServiceError::Conflict("idempotency race".into())) };
+                return self.replay_record(handle, idem, record).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let committed: Vec<Committed> = batch
+            .entries
+            .into_iter()
+            .zip(appended.first_seq..)
+            .filter_map(|(new, seq)| match new.entry {
+                LedgerEntry::Consent(event) => Some(Committed { seq, event, leaf_hash: new.leaf_hash }),
+                LedgerEntry::Notice(_) => None,
+            })
+            .collect();
+        {
+            let mut subjects = write(&handle.subjects);
+            for record in &batch.new_subjects {
+                if let Some(entry) = subjects.by_id.get_mut(&record.id) {
+                    entry.persisted = true;
+                }
+            }
+            for c in &committed {
+                let owner = subjects.by_pseudonym.get(&c.event.subject).cloned();
+                if let Some(entry) = owner.and_then(|id| subjects.by_id.get_mut(&id)) {
+                    entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
+                }
+            }
+        }
+        Ok(committed)
+    }
+}

@@ -1,0 +1,127 @@
+//! Assent's application layer.
+//!
+//! [`Assent`] owns the store and the in-memory projection, and is the only path by which state
+//! changes: the JSON API, the customer pages and the CLI all call the same methods here. It
+//! validates input into core types, appends to the ledger through [`assent_store::Store`], and
+//! applies the committed result to memory before returning, which is what makes every
+//! decision after a successful write see it (read-your-writes).
+
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod consents;
+pub mod error;
+pub mod memory;
+pub mod reads;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use assent_core::event::Pseudonym;
+use assent_core::{ControllerId, SubjectId, Timestamp};
+use assent_store::{Scope, Store, SubjectRecord};
+
+pub use crate::auth::Principal;
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::error::{ServiceError, ServiceResult};
+use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, Subjects, read, write};
+
+/// Languages every controller gets unless it says otherwise.
+pub const DEFAULT_LANGUAGES: [&str; 2] = ["en", "es"];
+/// Jurisdiction profiles Assent knows.
+pub const KNOWN_PROFILES: [&str; 3] = ["us-me-isp", "eu-gdpr", "us-ca-cpra"];
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    controller: ControllerId,
+    scopes: Vec<Scope>,
+}
+
+/// The Assent service over a store `S`.
+pub struct Assent<S: Store> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    controllers: RwLock<HashMap<ControllerId, Arc<ControllerHandle>>>,
+    keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+}
+
+impl<S: Store> std::fmt::Debug for Assent<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assent").field("controllers", &read(&self.controllers).len()).finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Assent<S> {
+    /// Opens the service over `store` and loads every controller's state into memory.
+    pub async fn open(store: S, clock: Arc<dyn Clock>) -> ServiceResult<Self> {
+        let service = Self { store, clock, controllers: RwLock::new(HashMap::new()), keys: RwLock::new(HashMap::new()) };
+        for controller in service.store.list_controllers().await? {
+            service.load_controller(controller.id).await?;
+        }
+        Ok(service)
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Loads (or reloads) one controller from the store into memory.
+    pub async fn load_controller(&self, id: ControllerId) -> ServiceResult<Arc<ControllerHandle>> {
+        let info = self
+            .store
+            .controller(id.clone())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("controller `{id}`")))?;
+        let catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
+        let mut subjects = Subjects::default();
+        for record in self.store.load_subjects(id.clone()).await? {
+            subjects.by_pseudonym.insert(record.pseudonym, record.id.clone());
+            subjects.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states: Vec::new() });
+        }
+        for stored in self.store.load_states(id.clone()).await? {
+            let owner = subjects.by_pseudonym.get(&stored.subject).cloned();
+            if let Some(entry) = owner.and_then(|owner| subjects.by_id.get_mut(&owner)) {
+                entry.apply(&stored.purpose, stored.state);
+            }
+        }
+        let handle = Arc::new(ControllerHandle::new(info, catalog, subjects));
+        write(&self.controllers).insert(id, Arc::clone(&handle));
+        Ok(handle)
+    }
+
+    /// The controller's in-memory handle, loading it if another process created it since.
+    pub async fn controller(&self, id: &ControllerId) -> ServiceResult<Arc<ControllerHandle>> {
+        let cached = read(&self.controllers).get(id).cloned();
+        match cached {
+            Some(handle) => Ok(handle),
+            None => self.load_controller(id.clone()).await,
+        }
+    }
+
+    pub fn controller_ids(&self) -> Vec<ControllerId> {
+        let mut ids: Vec<_> = read(&self.controllers).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Random bytes from the operating system.
+pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| {
+        ServiceError::Store(assent_store::StoreError::Backend(format!("no randomness available: {e}").into()))
+    })?;
+    Ok(out)
+}
+
+/// A fresh subject record with a random secret.
+pub(crate) fn new_subject(id: SubjectId, now: Timestamp) -> ServiceResult<SubjectRecord> {
+    let secret: [u8; 32] = random_bytes()?;
+    let pseudonym = Pseudonym(assent_core::crypto::subject_pseudonym(&secret, id.as_str()));
+    Ok(SubjectRecord { id, secret, pseudonym, created_at: now })
+}

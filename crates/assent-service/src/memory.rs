@@ -1,0 +1,145 @@
+//! The in-memory projection each node serves decisions from.
+//!
+//! It is a cache of what the store holds, rebuilt from it at start. Locks are plain
+//! `std::sync::RwLock`s held only for map operations, never across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use assent_core::catalog::NoticeVersion;
+use assent_core::decision::PurposeTerms;
+use assent_core::event::Pseudonym;
+use assent_core::{ConsentState, DataCategory, DataCategoryId, Purpose, PurposeId, SubjectId, Timestamp};
+use assent_store::{CatalogSnapshot, Controller, SubjectRecord};
+
+/// Reads through a poisoned lock: every writer leaves the maps consistent between statements,
+/// so a panic elsewhere must not take decisions down with it.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A controller's catalog, with what decisions need precomputed.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogView {
+    pub data_categories: BTreeMap<DataCategoryId, DataCategory>,
+    pub purposes: BTreeMap<PurposeId, PurposeView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PurposeView {
+    pub purpose: Purpose,
+    /// Published versions, ascending.
+    pub versions: Vec<NoticeVersion>,
+}
+
+impl PurposeView {
+    pub fn current_version(&self) -> Option<&NoticeVersion> {
+        self.versions.last()
+    }
+
+    pub fn version(&self, n: u32) -> Option<&NoticeVersion> {
+        self.versions.iter().find(|v| v.version == n)
+    }
+
+    /// Decision terms as of `at`: only versions published by then count, so a replayed
+    /// response describes the state as it was.
+    pub fn terms_at(&self, at: Option<Timestamp>) -> PurposeTerms<'_> {
+        let visible = |v: &&NoticeVersion| at.is_none_or(|t| v.published_at <= t);
+        PurposeTerms {
+            purpose: &self.purpose,
+            current_version: self.versions.iter().filter(visible).map(|v| v.version).max(),
+            last_material_version: self
+                .versions
+                .iter()
+                .filter(visible)
+                .filter(|v| v.content.material)
+                .map(|v| v.version)
+                .max(),
+        }
+    }
+
+    pub fn terms(&self) -> PurposeTerms<'_> {
+        self.terms_at(None)
+    }
+}
+
+impl CatalogView {
+    pub fn from_snapshot(snapshot: CatalogSnapshot) -> Self {
+        let mut versions = snapshot.versions;
+        let purposes = snapshot
+            .purposes
+            .into_iter()
+            .map(|(id, purpose)| {
+                let versions = versions.remove(&id).unwrap_or_default();
+                (id, PurposeView { purpose, versions })
+            })
+            .collect();
+        Self { data_categories: snapshot.data_categories, purposes }
+    }
+}
+
+/// What a node holds for one subject.
+#[derive(Debug, Clone)]
+pub struct SubjectEntry {
+    pub record: SubjectRecord,
+    /// False until the store has the record: a subject whose first write failed stays unknown.
+    pub persisted: bool,
+    pub states: Vec<(PurposeId, ConsentState)>,
+}
+
+impl SubjectEntry {
+    pub fn state(&self, purpose: &PurposeId) -> Option<&ConsentState> {
+        self.states.iter().find(|(p, _)| p == purpose).map(|(_, s)| s)
+    }
+
+    /// Applies a state if it is newer than what is held (see `ConsentState::supersedes`).
+    pub fn apply(&mut self, purpose: &PurposeId, state: ConsentState) {
+        match self.states.iter_mut().find(|(p, _)| p == purpose) {
+            Some((_, current)) => {
+                if state.supersedes(Some(current)) {
+                    *current = state;
+                }
+            }
+            None => self.states.push((purpose.clone(), state)),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Subjects {
+    pub by_id: HashMap<SubjectId, SubjectEntry>,
+    pub by_pseudonym: HashMap<Pseudonym, SubjectId>,
+}
+
+/// Everything a node holds for one controller.
+#[derive(Debug)]
+pub struct ControllerHandle {
+    pub info: RwLock<Controller>,
+    pub catalog: RwLock<Arc<CatalogView>>,
+    pub subjects: RwLock<Subjects>,
+    /// Serialises catalog changes (version numbering) within this node.
+    pub catalog_writes: tokio::sync::Mutex<()>,
+}
+
+impl ControllerHandle {
+    pub fn new(info: Controller, catalog: CatalogView, subjects: Subjects) -> Self {
+        Self {
+            info: RwLock::new(info),
+            catalog: RwLock::new(Arc::new(catalog)),
+            subjects: RwLock::new(subjects),
+            catalog_writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn id(&self) -> assent_core::ControllerId {
+        read(&self.info).id.clone()
+    }
+
+    pub fn catalog(&self) -> Arc<CatalogView> {
+        Arc::clone(&read(&self.catalog))
+    }
+}
