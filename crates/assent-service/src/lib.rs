@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod catalog_file;
 pub mod clock;
 pub mod consents;
 pub mod error;
@@ -60,6 +61,18 @@ impl<S: Store> Assent<S> {
             service.load_controller(controller.id).await?;
         }
         Ok(service)
+    }
+
+    /// Opens the service without preloading anything: controllers load on first use. For
+    /// short-lived admin commands.
+    pub fn open_lazy(store: S, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock, controllers: RwLock::new(HashMap::new()), keys: RwLock::new(HashMap::new()) }
+    }
+
+    /// An all-scopes principal for in-process callers that are trusted by construction (the
+    /// CLI working on its own data directory), never for anything arriving over the network.
+    pub async fn system_principal(&self, controller: &ControllerId) -> ServiceResult<Principal> {
+        Ok(Principal { controller: self.controller(controller).await?, scopes: vec![Scope::Admin] })
     }
 
     pub fn store(&self) -> &S {

@@ -1,0 +1,82 @@
+//! Command-line definitions only; behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "assent", version, about = "Assent: an opt-in-first consent ledger you can prove")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives; every command takes these.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Data directory (embedded SQLite database and keys).
+    #[arg(long, env = "ASSENT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Use this database instead of the SQLite file in the data directory.
+    #[arg(long, env = "ASSENT_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Configuration file (default: `assent.toml` in the working directory, if present).
+    #[arg(long, env = "ASSENT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Seed a demo controller (a Maine broadband provider), print a key and URLs, then serve.
+    Demo(ServeArgs),
+    /// Manage controllers.
+    #[command(subcommand)]
+    Controllers(ControllersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ASSENT_LISTEN")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ControllersCommand {
+    /// Create a controller.
+    Create {
+        /// Controller id: lowercase letters, digits and `-`.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Languages notices must be written in (default: en and es).
+        #[arg(long = "language")]
+        languages: Vec<String>,
+        /// Jurisdiction profiles: us-me-isp, eu-gdpr, us-ca-cpra.
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and print it, once, on stdout.
+    Create {
+        #[arg(long)]
+        controller: String,
+        /// admin, catalog, collect, decide, read or audit; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}

@@ -1,0 +1,81 @@
+//! One module per command.
+
+mod admin;
+mod demo;
+mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use assent_service::{Assent, ServiceError, SystemClock};
+use assent_store_sqlite::SqliteStore;
+
+use crate::cli::{Command, ControllersCommand, KeysCommand};
+use crate::config::Settings;
+
+pub async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => serve::run(crate::config::resolve(&args.storage, args.listen.as_deref())?).await,
+        Command::Demo(args) => demo::run(crate::config::resolve(&args.storage, args.listen.as_deref())?).await,
+        Command::Controllers(ControllersCommand::Create { id, name, languages, profiles, storage }) => {
+            admin::create_controller(crate::config::resolve(&storage, None)?, &id, &name, &languages, &profiles).await
+        }
+        Command::Keys(KeysCommand::Create { controller, scopes, storage }) => {
+            admin::create_key(crate::config::resolve(&storage, None)?, &controller, &scopes).await
+        }
+    }
+}
+
+/// Where the SQLite database lives for these settings.
+fn sqlite_path(settings: &Settings) -> Result<PathBuf, String> {
+    match settings.database_url.as_deref() {
+        None => {
+            create_private_dir(&settings.data_dir)?;
+            Ok(settings.data_dir.join("assent.db"))
+        }
+        Some(url) if url.starts_with("sqlite://") => Ok(PathBuf::from(url.trim_start_matches("sqlite://"))),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Err("the PostgreSQL backend is not part of this build yet; leave out --database-url to use SQLite".into())
+        }
+        Some(_) => Err("--database-url must start with sqlite:// or postgres://".into()),
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory `{}`: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The directory holds subject secrets and will hold signing keys: owner only.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict data directory `{}`: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
+    let path = sqlite_path(settings)?;
+    SqliteStore::open(&path, settings.sqlite.clone()).map_err(|e| format!("cannot open `{}`: {}", path.display(), chain(&e)))
+}
+
+async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, String> {
+    let store = open_store(settings)?;
+    let service = Assent::open(store, Arc::new(SystemClock)).await.map_err(|e| describe(&e))?;
+    Ok(Arc::new(service))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// One line for a service error.
+fn describe(e: &ServiceError) -> String {
+    chain(e)
+}

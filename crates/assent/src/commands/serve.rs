@@ -1,0 +1,59 @@
+//! `assent serve`.
+
+use std::sync::Arc;
+
+use assent_service::Assent;
+use assent_store_sqlite::SqliteStore;
+
+use super::open_service;
+use crate::config::Settings;
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASSENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    // Ignore a second initialisation (tests may call this more than once).
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+pub async fn run(settings: Settings) -> Result<(), String> {
+    init_logging(settings.json_logs);
+    let service = open_service(&settings).await?;
+    serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
+}
+
+pub async fn serve(
+    service: Arc<Assent<SqliteStore>>,
+    listen: &str,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on `{listen}`: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    on_listening(addr);
+    tracing::info!(%addr, controllers = service.controller_ids().len(), "serving");
+    let router = assent_http::router(service);
+    assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

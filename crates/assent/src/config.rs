@@ -1,0 +1,85 @@
+//! Layered configuration: defaults, then `assent.toml` (or `--config`), then `ASSENT_*`
+//! environment variables and flags (clap applies those two).
+
+use std::path::{Path, PathBuf};
+
+use assent_store_sqlite::{CommitMode, SqliteOptions};
+
+use crate::cli::StorageArgs;
+
+pub const DEFAULT_DATA_DIR: &str = "./assent-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8380";
+
+/// The optional configuration file. Every field may be left out.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `group` (default) or `per-request` (benchmark baseline only).
+    pub commit_mode: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+}
+
+/// Settings after every layer is applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub database_url: Option<String>,
+    pub sqlite: SqliteOptions,
+    pub json_logs: bool,
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_owned(), true),
+        None => (PathBuf::from("assent.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            format!("config file `{}` is invalid: {}", path.display(), e.to_string().lines().next().unwrap_or_default())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) => Err(format!("cannot read config file `{}`: {e}", path.display())),
+    }
+}
+
+pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, String> {
+    let file = load_file(storage.config.as_deref())?;
+    let commit_mode = std::env::var("ASSENT_COMMIT_MODE").ok().or(file.storage.commit_mode);
+    let commit_mode = match commit_mode.as_deref() {
+        None | Some("group") => CommitMode::Group,
+        Some("per-request") => CommitMode::PerRequest,
+        Some(other) => return Err(format!("commit mode `{other}` must be `group` or `per-request`")),
+    };
+    let log_format = std::env::var("ASSENT_LOG_FORMAT").ok().or(file.log.format);
+    let json_logs = match log_format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => return Err(format!("log format `{other}` must be `text` or `json`")),
+    };
+    Ok(Settings {
+        data_dir: storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen: listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        database_url: storage.database_url.clone().or(file.database_url),
+        sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
+        json_logs,
+    })
+}
