@@ -21,7 +21,9 @@ pub struct DataCategory {
 }
 
 /// How consent works for a purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsentModel {
     /// Used only after a specific "yes". The default, and the only model for personal data.
@@ -58,7 +60,10 @@ pub struct Purpose {
 impl Purpose {
     /// Checks the purpose against the controller's data categories. An opt-out purpose may not
     /// touch personal data: consent for personal data is always opt-in.
-    pub fn validate(&self, categories: &BTreeMap<DataCategoryId, DataCategory>) -> Result<(), ValidationErrors> {
+    pub fn validate(
+        &self,
+        categories: &BTreeMap<DataCategoryId, DataCategory>,
+    ) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         for (i, id) in self.data_categories.iter().enumerate() {
             match categories.get(id) {
@@ -148,7 +153,10 @@ impl NoticeContent {
                 Some(text) => {
                     for field in NoticeText::FIELDS {
                         if text.field(field).trim().is_empty() {
-                            errors.push(format!("texts.{language}.{field}"), "is required and must not be empty");
+                            errors.push(
+                                format!("texts.{language}.{field}"),
+                                "is required and must not be empty",
+                            );
                         }
                     }
                 }
@@ -156,10 +164,16 @@ impl NoticeContent {
         }
         for (i, r) in self.recipients.iter().enumerate() {
             if r.name.trim().is_empty() {
-                errors.push(format!("recipients[{i}].name"), "is required and must not be empty");
+                errors.push(
+                    format!("recipients[{i}].name"),
+                    "is required and must not be empty",
+                );
             }
             if r.role.trim().is_empty() {
-                errors.push(format!("recipients[{i}].role"), "is required and must not be empty");
+                errors.push(
+                    format!("recipients[{i}].role"),
+                    "is required and must not be empty",
+                );
             }
         }
         errors.into_result(())
@@ -222,7 +236,12 @@ pub struct NoticeVersion {
 
 impl NoticeVersion {
     /// Builds version `version` of `purpose` from `content`, hashing what the customer is shown.
-    pub fn publish(purpose: &Purpose, version: u32, content: NoticeContent, published_at: Timestamp) -> Self {
+    pub fn publish(
+        purpose: &Purpose,
+        version: u32,
+        content: NoticeContent,
+        published_at: Timestamp,
+    ) -> Self {
         let hash = Self::content_hash(purpose, version, &content);
         Self {
             purpose: purpose.id.clone(),
@@ -286,7 +305,10 @@ mod tests {
     }
 
     fn langs() -> Vec<Language> {
-        vec![Language::parse("en").unwrap(), Language::parse("es").unwrap()]
+        vec![
+            Language::parse("en").unwrap(),
+            Language::parse("es").unwrap(),
+        ]
     }
 
     #[test]
@@ -334,7 +356,10 @@ mod tests {
         };
         let errors = purpose.validate(&categories).unwrap_err();
         assert_eq!(errors.0[0].field, "model");
-        let opt_in = Purpose { model: ConsentModel::OptIn, ..purpose };
+        let opt_in = Purpose {
+            model: ConsentModel::OptIn,
+            ..purpose
+        };
         assert!(opt_in.validate(&categories).is_ok());
     }
 
@@ -355,7 +380,10 @@ mod tests {
             material: false,
         };
         let mut other = content.clone();
-        other.texts.values_mut().for_each(|t| t.benefit = "b".into());
+        other
+            .texts
+            .values_mut()
+            .for_each(|t| t.benefit = "b".into());
         let v1 = NoticeVersion::publish(&purpose, 1, content, Timestamp::from_unix_millis(0));
         let v1b = NoticeVersion::publish(&purpose, 1, other, Timestamp::from_unix_millis(0));
         assert_ne!(v1.hash, v1b.hash);

@@ -53,8 +53,15 @@ pub enum Method {
 }
 
 impl Method {
-    pub const CLIENT_METHODS: [Method; 7] =
-        [Self::Api, Self::Web, Self::Phone, Self::Email, Self::InPerson, Self::Import, Self::Gpc];
+    pub const CLIENT_METHODS: [Method; 7] = [
+        Self::Api,
+        Self::Web,
+        Self::Phone,
+        Self::Email,
+        Self::InPerson,
+        Self::Import,
+        Self::Gpc,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,13 +78,22 @@ impl Method {
 
     /// Parses a method a client may claim; `system` is reserved for Assent itself.
     pub fn parse_client(s: &str) -> Result<Self, String> {
-        Self::CLIENT_METHODS.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-            format!("method `{s}` must be one of api, web, phone, email, in_person, import, gpc")
-        })
+        Self::CLIENT_METHODS
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "method `{s}` must be one of api, web, phone, email, in_person, import, gpc"
+                )
+            })
     }
 
     pub fn parse_any(s: &str) -> Result<Self, String> {
-        if s == "system" { Ok(Self::System) } else { Self::parse_client(s) }
+        if s == "system" {
+            Ok(Self::System)
+        } else {
+            Self::parse_client(s)
+        }
     }
 }
 
@@ -142,9 +158,12 @@ pub fn parse_jurisdiction(s: &str) -> Result<String, String> {
     let mut parts = s.splitn(2, '-');
     let country = parts.next().unwrap_or_default();
     let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
-    let sub_ok = parts
-        .next()
-        .is_none_or(|sub| (1..=3).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+    let sub_ok = parts.next().is_none_or(|sub| {
+        (1..=3).contains(&sub.len())
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    });
     if country_ok && sub_ok {
         Ok(s.to_owned())
     } else {

@@ -14,11 +14,17 @@ fn check_slug(value: &str, what: &str) -> Result<(), String> {
         return Err(format!("{what} must not be empty"));
     }
     if value.len() > MAX_SLUG_BYTES {
-        return Err(format!("{what} must be at most {MAX_SLUG_BYTES} characters"));
+        return Err(format!(
+            "{what} must be at most {MAX_SLUG_BYTES} characters"
+        ));
     }
-    let valid_chars =
-        value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let starts_well = value.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let valid_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let starts_well = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !valid_chars || !starts_well {
         return Err(format!(
             "{what} `{value}` must use lowercase letters, digits and `-`, starting with a letter or digit"
@@ -133,11 +139,14 @@ impl Language {
         let primary = parts.next().unwrap_or_default();
         let primary_ok =
             (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-        let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let rest_ok = parts
+            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
         if primary_ok && rest_ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(format!("language `{value}` must be a language tag such as `en` or `es-MX`"))
+            Err(format!(
+                "language `{value}` must be a language tag such as `en` or `es-MX`"
+            ))
         }
     }
 

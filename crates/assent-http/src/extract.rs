@@ -18,7 +18,10 @@ pub struct Auth(pub Principal);
 impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -39,7 +42,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large()),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::too_large())
+            }
             Err(rejection) => Err(ApiError::malformed(rejection.body_text())),
         }
     }
@@ -51,12 +56,17 @@ impl Body {
         if self.0.is_empty() {
             return Err(ApiError::malformed("the request needs a JSON body"));
         }
-        serde_json::from_slice(&self.0).map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
     }
 
     /// Like [`Body::json`], but an empty body means `T::default()`.
     pub fn json_or_default<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { self.json() }
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            Ok(T::default())
+        } else {
+            self.json()
+        }
     }
 }
 
@@ -67,8 +77,12 @@ pub fn idempotency(
     target: &str,
     body: &Bytes,
 ) -> Result<Option<assent_service::consents::Idempotency>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = raw.to_str().map_err(|_| ServiceError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ServiceError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     let mut fingerprint = Vec::with_capacity(route.len() + target.len() + body.len() + 4);
     fingerprint.extend_from_slice(route.as_bytes());
     fingerprint.push(0);
@@ -76,7 +90,10 @@ pub fn idempotency(
     fingerprint.push(0);
     fingerprint.push(u8::from(gpc(headers)));
     fingerprint.extend_from_slice(body);
-    Ok(Some(assent_service::consents::Idempotency::new(key, sha256(&fingerprint))?))
+    Ok(Some(assent_service::consents::Idempotency::new(
+        key,
+        sha256(&fingerprint),
+    )?))
 }
 
 /// Whether the request carries the Global Privacy Control signal (`Sec-GPC: 1`, exactly).

@@ -43,7 +43,11 @@ pub struct CategorySection {
 
 impl CategorySection {
     fn body(&self) -> DataCategoryInput {
-        DataCategoryInput { personal: self.personal, names: self.names.clone(), descriptions: self.descriptions.clone() }
+        DataCategoryInput {
+            personal: self.personal,
+            names: self.names.clone(),
+            descriptions: self.descriptions.clone(),
+        }
     }
 }
 
@@ -92,8 +96,13 @@ impl<S: Store> Assent<S> {
         let id = assent_core::ControllerId::parse(&file.controller.id)
             .map_err(|e| ServiceError::invalid("controller.id", e))?;
         if self.store().controller(id.clone()).await?.is_none() {
-            self.create_controller(&file.controller.id, &file.controller.name, &file.controller.languages, &file.controller.profiles)
-                .await?;
+            self.create_controller(
+                &file.controller.id,
+                &file.controller.name,
+                &file.controller.languages,
+                &file.controller.profiles,
+            )
+            .await?;
             report.controller_created = true;
         }
         let principal = self.system_principal(&id).await?;
@@ -103,7 +112,9 @@ impl<S: Store> Assent<S> {
                 .map_err(|e| prefix(e, &format!("data_categories[{i}]")))?;
         }
         for (i, p) in file.purposes.iter().enumerate() {
-            self.put_purpose(&principal, &p.id, p.body()).await.map_err(|e| prefix(e, &format!("purposes[{i}]")))?;
+            self.put_purpose(&principal, &p.id, p.body())
+                .await
+                .map_err(|e| prefix(e, &format!("purposes[{i}]")))?;
             if !self.notice_is_current(&principal, &p.id, &p.notice) {
                 let published = self
                     .publish_notice(&principal, &p.id, p.notice.clone())
@@ -115,14 +126,27 @@ impl<S: Store> Assent<S> {
         Ok(report)
     }
 
-    fn notice_is_current(&self, principal: &Principal, purpose: &str, notice: &NoticeInput) -> bool {
+    fn notice_is_current(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+        notice: &NoticeInput,
+    ) -> bool {
         let catalog = principal.controller.catalog();
-        let Some(view) = assent_core::PurposeId::parse(purpose).ok().and_then(|id| catalog.purposes.get(&id).cloned()) else {
+        let Some(view) = assent_core::PurposeId::parse(purpose)
+            .ok()
+            .and_then(|id| catalog.purposes.get(&id).cloned())
+        else {
             return false;
         };
-        let Some(current) = view.current_version() else { return false };
-        let texts: Option<BTreeMap<Language, _>> =
-            notice.texts.iter().map(|(l, t)| Language::parse(l).ok().map(|l| (l, t.clone()))).collect();
+        let Some(current) = view.current_version() else {
+            return false;
+        };
+        let texts: Option<BTreeMap<Language, _>> = notice
+            .texts
+            .iter()
+            .map(|(l, t)| Language::parse(l).ok().map(|l| (l, t.clone())))
+            .collect();
         let Some(texts) = texts else { return false };
         let content = NoticeContent {
             texts,

@@ -49,14 +49,21 @@ pub struct Assent<S: Store> {
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assent").field("controllers", &read(&self.controllers).len()).finish_non_exhaustive()
+        f.debug_struct("Assent")
+            .field("controllers", &read(&self.controllers).len())
+            .finish_non_exhaustive()
     }
 }
 
 impl<S: Store> Assent<S> {
     /// Opens the service over `store` and loads every controller's state into memory.
     pub async fn open(store: S, clock: Arc<dyn Clock>) -> ServiceResult<Self> {
-        let service = Self { store, clock, controllers: RwLock::new(HashMap::new()), keys: RwLock::new(HashMap::new()) };
+        let service = Self {
+            store,
+            clock,
+            controllers: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+        };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
         }
@@ -66,13 +73,21 @@ impl<S: Store> Assent<S> {
     /// Opens the service without preloading anything: controllers load on first use. For
     /// short-lived admin commands.
     pub fn open_lazy(store: S, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, controllers: RwLock::new(HashMap::new()), keys: RwLock::new(HashMap::new()) }
+        Self {
+            store,
+            clock,
+            controllers: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+        }
     }
 
     /// An all-scopes principal for in-process callers that are trusted by construction (the
     /// CLI working on its own data directory), never for anything arriving over the network.
     pub async fn system_principal(&self, controller: &ControllerId) -> ServiceResult<Principal> {
-        Ok(Principal { controller: self.controller(controller).await?, scopes: vec![Scope::Admin] })
+        Ok(Principal {
+            controller: self.controller(controller).await?,
+            scopes: vec![Scope::Admin],
+        })
     }
 
     pub fn store(&self) -> &S {
@@ -93,8 +108,17 @@ impl<S: Store> Assent<S> {
         let catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
         let mut subjects = Subjects::default();
         for record in self.store.load_subjects(id.clone()).await? {
-            subjects.by_pseudonym.insert(record.pseudonym, record.id.clone());
-            subjects.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states: Vec::new() });
+            subjects
+                .by_pseudonym
+                .insert(record.pseudonym, record.id.clone());
+            subjects.by_id.insert(
+                record.id.clone(),
+                SubjectEntry {
+                    record,
+                    persisted: true,
+                    states: Vec::new(),
+                },
+            );
         }
         for stored in self.store.load_states(id.clone()).await? {
             let owner = subjects.by_pseudonym.get(&stored.subject).cloned();
@@ -127,7 +151,9 @@ impl<S: Store> Assent<S> {
 pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|e| {
-        ServiceError::Store(assent_store::StoreError::Backend(format!("no randomness available: {e}").into()))
+        ServiceError::Store(assent_store::StoreError::Backend(
+            format!("no randomness available: {e}").into(),
+        ))
     })?;
     Ok(out)
 }
@@ -136,5 +162,10 @@ pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
 pub(crate) fn new_subject(id: SubjectId, now: Timestamp) -> ServiceResult<SubjectRecord> {
     let secret: [u8; 32] = random_bytes()?;
     let pseudonym = Pseudonym(assent_core::crypto::subject_pseudonym(&secret, id.as_str()));
-    Ok(SubjectRecord { id, secret, pseudonym, created_at: now })
+    Ok(SubjectRecord {
+        id,
+        secret,
+        pseudonym,
+        created_at: now,
+    })
 }

@@ -9,17 +9,21 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use assent_core::catalog::NoticeVersion;
 use assent_core::decision::PurposeTerms;
 use assent_core::event::Pseudonym;
-use assent_core::{ConsentState, DataCategory, DataCategoryId, Purpose, PurposeId, SubjectId, Timestamp};
+use assent_core::{
+    ConsentState, DataCategory, DataCategoryId, Purpose, PurposeId, SubjectId, Timestamp,
+};
 use assent_store::{CatalogSnapshot, Controller, SubjectRecord};
 
 /// Reads through a poisoned lock: every writer leaves the maps consistent between statements,
 /// so a panic elsewhere must not take decisions down with it.
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A controller's catalog, with what decisions need precomputed.
@@ -51,7 +55,12 @@ impl PurposeView {
         let visible = |v: &&NoticeVersion| at.is_none_or(|t| v.published_at <= t);
         PurposeTerms {
             purpose: &self.purpose,
-            current_version: self.versions.iter().filter(visible).map(|v| v.version).max(),
+            current_version: self
+                .versions
+                .iter()
+                .filter(visible)
+                .map(|v| v.version)
+                .max(),
             last_material_version: self
                 .versions
                 .iter()
@@ -78,7 +87,10 @@ impl CatalogView {
                 (id, PurposeView { purpose, versions })
             })
             .collect();
-        Self { data_categories: snapshot.data_categories, purposes }
+        Self {
+            data_categories: snapshot.data_categories,
+            purposes,
+        }
     }
 }
 
@@ -93,7 +105,10 @@ pub struct SubjectEntry {
 
 impl SubjectEntry {
     pub fn state(&self, purpose: &PurposeId) -> Option<&ConsentState> {
-        self.states.iter().find(|(p, _)| p == purpose).map(|(_, s)| s)
+        self.states
+            .iter()
+            .find(|(p, _)| p == purpose)
+            .map(|(_, s)| s)
     }
 
     /// Applies a state if it is newer than what is held (see `ConsentState::supersedes`).

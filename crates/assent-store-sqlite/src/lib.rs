@@ -18,8 +18,8 @@ use assent_core::catalog::NoticeVersion;
 use assent_core::event::Pseudonym;
 use assent_core::{ControllerId, DataCategory, Purpose};
 use assent_store::{
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
-    StoreResult, StoredEntry, StoredState, SubjectRecord,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store,
+    StoreError, StoreResult, StoredEntry, StoredState, SubjectRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -45,7 +45,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { commit_mode: CommitMode::Group, max_group: 256 }
+        Self {
+            commit_mode: CommitMode::Group,
+            max_group: 256,
+        }
     }
 }
 
@@ -82,7 +85,13 @@ impl SqliteStore {
         let mut conn = open_connection(path)?;
         migrations::run(&mut conn)?;
         let writer = Writer::spawn(conn, options)?;
-        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// Runs `f` on a pooled read connection, off the async runtime.
@@ -92,7 +101,11 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(|_| StoreError::Corrupt("reader pool poisoned".into()))?.pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Corrupt("reader pool poisoned".into()))?
+                .pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open_connection(&inner.path)?,
@@ -108,8 +121,16 @@ impl SqliteStore {
     }
 }
 
-fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+fn read_controller(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, i64)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResult<Controller> {
@@ -123,7 +144,11 @@ fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResul
     })
 }
 
-fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<StoredEntry>> {
+fn read_entries(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<Vec<StoredEntry>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let rows = stmt
         .query_map(args, |row| {
@@ -197,11 +222,13 @@ impl Store for SqliteStore {
 
     async fn controller(&self, id: ControllerId) -> StoreResult<Option<Controller>> {
         self.read(move |conn| {
-            conn.prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
-                .map_err(backend)?
-                .map(controller_from_row)
-                .transpose()
+            conn.prepare_cached(
+                "SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1",
+            )
+            .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
+            .map_err(backend)?
+            .map(controller_from_row)
+            .transpose()
         })
         .await
     }
@@ -209,10 +236,13 @@ impl Store for SqliteStore {
     async fn list_controllers(&self) -> StoreResult<Vec<Controller>> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id")
+                .prepare_cached(
+                    "SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id",
+                )
                 .map_err(backend)?;
             let rows = stmt.query_map([], read_controller).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(controller_from_row)).collect()
+            rows.map(|r| r.map_err(backend).and_then(controller_from_row))
+                .collect()
         })
         .await
     }
@@ -243,10 +273,17 @@ impl Store for SqliteStore {
     async fn find_api_key(&self, hash: [u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
         self.read(move |conn| {
             let row = conn
-                .prepare_cached("SELECT prefix, controller, scopes, created_at FROM api_keys WHERE hash = ?1")
+                .prepare_cached(
+                    "SELECT prefix, controller, scopes, created_at FROM api_keys WHERE hash = ?1",
+                )
                 .and_then(|mut s| {
                     s.query_row([&hash[..]], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
                     })
                     .optional()
                 })
@@ -265,7 +302,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_data_category(&self, controller: ControllerId, category: DataCategory) -> StoreResult<()> {
+    async fn put_data_category(
+        &self,
+        controller: ControllerId,
+        category: DataCategory,
+    ) -> StoreResult<()> {
         let body = to_json(&category)?;
         self.inner
             .writer
@@ -302,20 +343,32 @@ impl Store for SqliteStore {
             let mut snapshot = CatalogSnapshot::default();
             let bodies = |sql: &str| -> StoreResult<Vec<String>> {
                 let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                let rows = stmt.query_map([controller.as_str()], |r| r.get::<_, String>(0)).map_err(backend)?;
+                let rows = stmt
+                    .query_map([controller.as_str()], |r| r.get::<_, String>(0))
+                    .map_err(backend)?;
                 rows.map(|r| r.map_err(backend)).collect()
             };
-            for body in bodies("SELECT body FROM data_categories WHERE controller = ?1 ORDER BY id")? {
+            for body in
+                bodies("SELECT body FROM data_categories WHERE controller = ?1 ORDER BY id")?
+            {
                 let category: DataCategory = from_json(&body)?;
-                snapshot.data_categories.insert(category.id.clone(), category);
+                snapshot
+                    .data_categories
+                    .insert(category.id.clone(), category);
             }
             for body in bodies("SELECT body FROM purposes WHERE controller = ?1 ORDER BY id")? {
                 let purpose: Purpose = from_json(&body)?;
                 snapshot.purposes.insert(purpose.id.clone(), purpose);
             }
-            for body in bodies("SELECT body FROM notice_versions WHERE controller = ?1 ORDER BY purpose, version")? {
+            for body in bodies(
+                "SELECT body FROM notice_versions WHERE controller = ?1 ORDER BY purpose, version",
+            )? {
                 let version: NoticeVersion = from_json(&body)?;
-                snapshot.versions.entry(version.purpose.clone()).or_default().push(version);
+                snapshot
+                    .versions
+                    .entry(version.purpose.clone())
+                    .or_default()
+                    .push(version);
             }
             Ok(snapshot)
         })
@@ -323,18 +376,32 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> StoreResult<Appended> {
-        self.inner.writer.submit(move |conn, seqs| writer::append(conn, seqs, &batch)).await
+        self.inner
+            .writer
+            .submit(move |conn, seqs| writer::append(conn, seqs, &batch))
+            .await
     }
 
-    async fn find_idempotency(&self, controller: ControllerId, key: String) -> StoreResult<Option<IdempotencyRecord>> {
-        self.read(move |conn| writer::find_idempotency(conn, &controller, &key)).await
+    async fn find_idempotency(
+        &self,
+        controller: ControllerId,
+        key: String,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        self.read(move |conn| writer::find_idempotency(conn, &controller, &key))
+            .await
     }
 
     async fn ledger_size(&self, controller: ControllerId) -> StoreResult<u64> {
-        self.read(move |conn| writer::next_seq(conn, &controller)).await
+        self.read(move |conn| writer::next_seq(conn, &controller))
+            .await
     }
 
-    async fn entries(&self, controller: ControllerId, start: u64, end: u64) -> StoreResult<Vec<StoredEntry>> {
+    async fn entries(
+        &self,
+        controller: ControllerId,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<StoredEntry>> {
         let (start, end) = (codec::seq_to_sql(start)?, codec::seq_to_sql(end)?);
         self.read(move |conn| {
             read_entries(
@@ -346,7 +413,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn subject_entries(&self, controller: ControllerId, subject: Pseudonym) -> StoreResult<Vec<StoredEntry>> {
+    async fn subject_entries(
+        &self,
+        controller: ControllerId,
+        subject: Pseudonym,
+    ) -> StoreResult<Vec<StoredEntry>> {
         self.read(move |conn| {
             read_entries(
                 conn,
@@ -360,11 +431,18 @@ impl Store for SqliteStore {
     async fn load_subjects(&self, controller: ControllerId) -> StoreResult<Vec<SubjectRecord>> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT id, secret, pseudonym, created_at FROM subjects WHERE controller = ?1")
+                .prepare_cached(
+                    "SELECT id, secret, pseudonym, created_at FROM subjects WHERE controller = ?1",
+                )
                 .map_err(backend)?;
             let rows = stmt
                 .query_map([controller.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
                 })
                 .map_err(backend)?;
             rows.map(|row| {
@@ -382,6 +460,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_states(&self, controller: ControllerId) -> StoreResult<Vec<StoredState>> {
-        self.read(move |conn| codec::load_states(conn, &controller)).await
+        self.read(move |conn| codec::load_states(conn, &controller))
+            .await
     }
 }

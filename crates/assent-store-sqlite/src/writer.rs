@@ -60,8 +60,12 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.sender.send(boxed).map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Corrupt("the SQLite writer dropped a request".into()))?
+        self.sender
+            .send(boxed)
+            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Corrupt("the SQLite writer dropped a request".into()))?
     }
 }
 
@@ -88,7 +92,9 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
         for job in jobs {
             // Never run the job outside a transaction: fail it instead.
             let completion = fail_without_running(job);
-            completion(Err(StoreError::Corrupt(format!("could not begin a transaction: {message}"))));
+            completion(Err(StoreError::Corrupt(format!(
+                "could not begin a transaction: {message}"
+            ))));
         }
         return;
     }
@@ -118,9 +124,11 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             tracing::error!(error = %e, "group commit failed; every job in it fails");
             let _ = conn.execute_batch("ROLLBACK");
             let message = e.to_string();
-            completions
-                .into_iter()
-                .for_each(|c| c(Err(StoreError::Corrupt(format!("commit failed: {message}")))));
+            completions.into_iter().for_each(|c| {
+                c(Err(StoreError::Corrupt(format!(
+                    "commit failed: {message}"
+                ))))
+            });
         }
     }
 }
@@ -139,7 +147,11 @@ fn fail_without_running(job: Job) -> Completion {
 fn fail_with(job: Job, e: rusqlite::Error) -> Completion {
     let completion = fail_without_running(job);
     let message = e.to_string();
-    Box::new(move |_| completion(Err(StoreError::Corrupt(format!("savepoint failed: {message}")))))
+    Box::new(move |_| {
+        completion(Err(StoreError::Corrupt(format!(
+            "savepoint failed: {message}"
+        ))))
+    })
 }
 
 pub(crate) fn next_seq(conn: &Connection, controller: &ControllerId) -> StoreResult<u64> {
@@ -175,7 +187,11 @@ pub(crate) fn find_idempotency(
     .transpose()
 }
 
-pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch) -> StoreResult<Appended> {
+pub(crate) fn append(
+    conn: &Connection,
+    seqs: &mut SeqCache,
+    batch: &AppendBatch,
+) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
     let first_seq = seqs.next(conn, &batch.controller)?;
 
@@ -232,7 +248,9 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
         )
         .map_err(backend)?;
     let mut insert_evidence = conn
-        .prepare_cached("INSERT INTO evidence (controller, seq, subject, body) VALUES (?1, ?2, ?3, ?4)")
+        .prepare_cached(
+            "INSERT INTO evidence (controller, seq, subject, body) VALUES (?1, ?2, ?3, ?4)",
+        )
         .map_err(backend)?;
     let mut notice_seqs = HashMap::new();
 
@@ -242,7 +260,13 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
             LedgerEntry::Consent(event) => {
                 let subject = &event.subject.0[..];
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], subject])
+                    .execute(params![
+                        controller,
+                        seq,
+                        new.bytes,
+                        &new.leaf_hash[..],
+                        subject
+                    ])
                     .map_err(backend)?;
                 upsert_state
                     .execute(params![
@@ -257,12 +281,20 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                     ])
                     .map_err(backend)?;
                 if let Some(evidence) = &new.evidence {
-                    insert_evidence.execute(params![controller, seq, subject, evidence]).map_err(backend)?;
+                    insert_evidence
+                        .execute(params![controller, seq, subject, evidence])
+                        .map_err(backend)?;
                 }
             }
             LedgerEntry::Notice(notice) => {
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<Vec<u8>>::None])
+                    .execute(params![
+                        controller,
+                        seq,
+                        new.bytes,
+                        &new.leaf_hash[..],
+                        Option::<Vec<u8>>::None
+                    ])
                     .map_err(backend)?;
                 notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
             }
@@ -270,12 +302,15 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     }
 
     for version in &batch.notice_versions {
-        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "notice version {} of `{}` has no publication entry in its batch",
-                version.version, version.purpose
-            ))
-        })?;
+        let seq = notice_seqs
+            .get(&(version.purpose.clone(), version.version))
+            .copied()
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "notice version {} of `{}` has no publication entry in its batch",
+                    version.version, version.purpose
+                ))
+            })?;
         let inserted = conn
             .prepare_cached(
                 "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -284,11 +319,15 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
             .and_then(|mut s| s.execute(params![controller, version.purpose.as_str(), version.version, seq, to_json(version).unwrap_or_default()]))
             .map_err(backend)?;
         if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
+            return Err(StoreError::AlreadyExists(format!(
+                "{} version {}",
+                version.purpose, version.version
+            )));
         }
     }
 
-    let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
+    let count = u64::try_from(batch.entries.len())
+        .map_err(|_| StoreError::Corrupt("batch too large".into()))?;
     seqs.0.insert(batch.controller.clone(), first_seq + count);
     Ok(Appended { first_seq })
 }

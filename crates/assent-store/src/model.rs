@@ -5,7 +5,10 @@ use std::fmt;
 
 use assent_core::catalog::NoticeVersion;
 use assent_core::event::Pseudonym;
-use assent_core::{ConsentState, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, SubjectId, Timestamp};
+use assent_core::{
+    ConsentState, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose,
+    PurposeId, SubjectId, Timestamp,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Controller {
@@ -17,7 +20,9 @@ pub struct Controller {
 }
 
 /// What an API key may do. `Admin` implies every other scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Admin,
@@ -29,7 +34,14 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [Self::Admin, Self::Catalog, Self::Collect, Self::Decide, Self::Read, Self::Audit];
+    pub const ALL: [Scope; 6] = [
+        Self::Admin,
+        Self::Catalog,
+        Self::Collect,
+        Self::Decide,
+        Self::Read,
+        Self::Audit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,7 +58,9 @@ impl Scope {
         Self::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("scope `{s}` must be one of admin, catalog, collect, decide, read, audit"))
+            .ok_or_else(|| {
+                format!("scope `{s}` must be one of admin, catalog, collect, decide, read, audit")
+            })
     }
 }
 
@@ -103,7 +117,12 @@ impl NewEntry {
     pub fn new(entry: LedgerEntry, evidence: Option<String>) -> Self {
         let bytes = assent_core::encoding::encode(&entry);
         let leaf_hash = assent_core::crypto::leaf_hash(&bytes);
-        Self { entry, bytes, leaf_hash, evidence }
+        Self {
+            entry,
+            bytes,
+            leaf_hash,
+            evidence,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Catalog routes (scope `catalog`).
 
 use assent_core::DataCategory;
-use assent_service::catalog::{DataCategoryInput, NoticeInput, NoticeVersionOut, PurposeInput, PurposeOut};
+use assent_service::catalog::{
+    DataCategoryInput, NoticeInput, NoticeVersionOut, PurposeInput, PurposeOut,
+};
 use assent_store::{Scope, Store};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,7 +27,9 @@ pub(crate) async fn list_categories<S: Store>(
     State(state): State<AppState<S>>,
     Auth(p): Auth,
 ) -> Result<Json<Categories>, ApiError> {
-    Ok(Json(Categories { data_categories: state.data_categories(&p)? }))
+    Ok(Json(Categories {
+        data_categories: state.data_categories(&p)?,
+    }))
 }
 
 pub(crate) async fn put_category<S: Store>(
@@ -43,7 +47,9 @@ pub(crate) async fn list_purposes<S: Store>(
     State(state): State<AppState<S>>,
     Auth(p): Auth,
 ) -> Result<Json<Purposes>, ApiError> {
-    Ok(Json(Purposes { purposes: state.purposes(&p)? }))
+    Ok(Json(Purposes {
+        purposes: state.purposes(&p)?,
+    }))
 }
 
 pub(crate) async fn get_purpose<S: Store>(
@@ -73,7 +79,10 @@ pub(crate) async fn publish<S: Store>(
 ) -> Result<(StatusCode, Json<NoticeVersionOut>), ApiError> {
     p.require(Scope::Catalog)?;
     let input: NoticeInput = body.json()?;
-    Ok((StatusCode::CREATED, Json(state.publish_notice(&p, &id, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.publish_notice(&p, &id, input).await?),
+    ))
 }
 
 pub(crate) async fn get_version<S: Store>(
@@ -82,6 +91,8 @@ pub(crate) async fn get_version<S: Store>(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Json<NoticeVersionOut>, ApiError> {
     p.require(Scope::Catalog)?;
-    let n: u32 = n.parse().map_err(|_| ApiError::not_found(format!("version `{n}` of purpose `{id}` not found")))?;
+    let n: u32 = n
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("version `{n}` of purpose `{id}` not found")))?;
     Ok(Json(state.notice_version(&p, &id, n)?))
 }

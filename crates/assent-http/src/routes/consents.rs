@@ -30,7 +30,10 @@ pub(crate) async fn record<S: Store>(
     p.require(Scope::Collect)?;
     let input: ConsentInput = body.json()?;
     let idem = idempotency(&headers, "consents", "", &body.0)?;
-    Ok((StatusCode::CREATED, Json(state.record_consent(&p, input, idem).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.record_consent(&p, input, idem).await?),
+    ))
 }
 
 pub(crate) async fn batch<S: Store>(
@@ -42,7 +45,12 @@ pub(crate) async fn batch<S: Store>(
     p.require(Scope::Collect)?;
     let input: BatchIn = body.json()?;
     let idem = idempotency(&headers, "consents/batch", "", &body.0)?;
-    Ok((StatusCode::CREATED, Json(BatchOut { results: state.record_batch(&p, input.events, idem).await? })))
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchOut {
+            results: state.record_batch(&p, input.events, idem).await?,
+        }),
+    ))
 }
 
 pub(crate) async fn withdraw_all<S: Store>(
@@ -55,5 +63,9 @@ pub(crate) async fn withdraw_all<S: Store>(
     p.require(Scope::Collect)?;
     let input: WithdrawAllInput = body.json_or_default()?;
     let idem = idempotency(&headers, "withdraw-all", &subject, &body.0)?;
-    Ok(Json(state.withdraw_all(&p, &subject, input, gpc(&headers), idem).await?))
+    Ok(Json(
+        state
+            .withdraw_all(&p, &subject, input, gpc(&headers), idem)
+            .await?,
+    ))
 }

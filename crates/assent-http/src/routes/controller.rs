@@ -9,7 +9,10 @@ use crate::AppState;
 use crate::extract::{Auth, Body};
 use crate::problem::ApiError;
 
-pub(crate) async fn get<S: Store>(State(state): State<AppState<S>>, Auth(p): Auth) -> Result<Json<ControllerView>, ApiError> {
+pub(crate) async fn get<S: Store>(
+    State(state): State<AppState<S>>,
+    Auth(p): Auth,
+) -> Result<Json<ControllerView>, ApiError> {
     p.require(Scope::Admin)?;
     Ok(Json(state.controller_view(&p)))
 }
