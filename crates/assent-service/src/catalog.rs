@@ -180,10 +180,15 @@ impl<S: Store> Assent<S> {
             && input.personal
         {
             for view in catalog.purposes.values() {
-                if view.purpose.model == ConsentModel::OptOut && view.purpose.data_categories.contains(id) {
+                if view.purpose.model == ConsentModel::OptOut
+                    && view.purpose.data_categories.contains(id)
+                {
                     errors.push(
                         "personal",
-                        format!("opt-out purpose `{}` uses this category; personal data must be opt-in", view.purpose.id),
+                        format!(
+                            "opt-out purpose `{}` uses this category; personal data must be opt-in",
+                            view.purpose.id
+                        ),
                     );
                 }
             }
