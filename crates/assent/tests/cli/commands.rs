@@ -1,0 +1,91 @@
+//! Admin commands: one line on stderr and a non-zero exit for bad input, keys alone on stdout.
+
+use crate::support::*;
+
+#[test]
+fn keys_create_prints_only_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_with_admin_key(dir.path(), "acme");
+    assert!(key.starts_with("ak_"));
+    assert_eq!(key.lines().count(), 1);
+    assert!(key.len() >= 3 + 32);
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    controller_with_admin_key(dir.path(), "acme");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["controllers", "create", "Bad Id", "--name", "X"],
+        vec!["controllers", "create", "acme", "--name", "Again"],
+        vec![
+            "controllers",
+            "create",
+            "new-one",
+            "--name",
+            "X",
+            "--profile",
+            "us-xx",
+        ],
+        vec![
+            "controllers",
+            "create",
+            "new-two",
+            "--name",
+            "X",
+            "--language",
+            "english",
+        ],
+        vec!["controllers", "create", "new-three", "--name", " "],
+        vec![
+            "keys",
+            "create",
+            "--controller",
+            "acme",
+            "--scope",
+            "superuser",
+        ],
+        vec![
+            "keys",
+            "create",
+            "--controller",
+            "nobody",
+            "--scope",
+            "read",
+        ],
+        vec!["keys", "create", "--controller", "Bad!", "--scope", "read"],
+    ];
+    for args in cases {
+        let o = assent(&args, dir.path());
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(stdout(&o).is_empty(), "{args:?} printed to stdout");
+    }
+    // Nothing was created by the failures.
+    let o = assent(
+        &["controllers", "create", "new-one", "--name", "X"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_postgres_url_is_refused_clearly_until_that_backend_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = assent(
+        &[
+            "controllers",
+            "create",
+            "acme",
+            "--name",
+            "X",
+            "--database-url",
+            "postgres://localhost/test",
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("PostgreSQL"));
+}
