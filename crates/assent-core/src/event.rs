@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 pub enum Action {
     Grant,
     Withdraw,
-    /// A grant lapsed (recorded by the expiry sweeper).
+    /// A grant lapsed. Reserved for Assent itself; clients send only `grant` and `withdraw`.
     Expire,
 }
 

@@ -26,7 +26,9 @@ impl<S: Store> FromRequestParts<AppState<S>> for Auth {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or(ServiceError::Unauthenticated)?;
         Ok(Self(state.authenticate(token.trim()).await?))
     }
@@ -99,4 +101,30 @@ pub fn idempotency(
 /// Whether the request carries the Global Privacy Control signal (`Sec-GPC: 1`, exactly).
 pub fn gpc(headers: &HeaderMap) -> bool {
     headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// Runs a state change to completion even if the client disconnects. Once a write may have
+/// reached the ledger, this node's memory must learn of it, or its decisions would disagree with
+/// the ledger; a dropped request future would stop between the two.
+pub async fn to_completion<S, T, F>(
+    state: &AppState<S>,
+    change: impl FnOnce(AppState<S>) -> F,
+) -> Result<T, ApiError>
+where
+    S: Store,
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, ServiceError>> + Send + 'static,
+{
+    match tokio::spawn(change(std::sync::Arc::clone(state))).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "a state change panicked");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "the request failed; it may or may not have been recorded, retry with the same Idempotency-Key",
+            ))
+        }
+    }
 }

@@ -126,8 +126,9 @@ impl<S: Store> Assent<S> {
         Ok(ControllerView::from(&controller))
     }
 
-    pub fn controller_view(&self, principal: &Principal) -> ControllerView {
-        ControllerView::from(&*read(&principal.controller.info))
+    pub fn controller_view(&self, principal: &Principal) -> ServiceResult<ControllerView> {
+        principal.require(assent_store::Scope::Admin)?;
+        Ok(ControllerView::from(&*read(&principal.controller.info)))
     }
 
     pub async fn patch_controller(
@@ -135,6 +136,7 @@ impl<S: Store> Assent<S> {
         principal: &Principal,
         patch: ControllerPatch,
     ) -> ServiceResult<ControllerView> {
+        principal.require(assent_store::Scope::Admin)?;
         let mut updated = read(&principal.controller.info).clone();
         let mut errors = ValidationErrors::default();
         if let Some(name) = &patch.name {

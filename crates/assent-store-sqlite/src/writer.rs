@@ -100,6 +100,9 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
     }
     let mut seqs = SeqCache::default();
     let mut completions = Vec::with_capacity(jobs.len());
+    // Set when a savepoint cannot be closed: the transaction's content is then unknown, so the
+    // whole group is rolled back and failed rather than risk keeping a failed job's writes.
+    let mut poisoned = false;
     for job in jobs {
         let before = seqs.clone();
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
@@ -114,9 +117,19 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
         if let Err(e) = closed {
-            tracing::error!(error = %e, "could not close a savepoint");
+            tracing::error!(error = %e, "could not close a savepoint; failing the whole group");
+            poisoned = true;
         }
         completions.push(completion);
+    }
+    if poisoned {
+        let _ = conn.execute_batch("ROLLBACK");
+        completions.into_iter().for_each(|c| {
+            c(Err(StoreError::Corrupt(
+                "a savepoint could not be closed; nothing was written".into(),
+            )))
+        });
+        return;
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => completions.into_iter().for_each(|c| c(Ok(()))),
@@ -302,6 +315,7 @@ pub(crate) fn append(
     }
 
     for version in &batch.notice_versions {
+        let body = to_json(version)?;
         let seq = notice_seqs
             .get(&(version.purpose.clone(), version.version))
             .copied()
@@ -316,7 +330,7 @@ pub(crate) fn append(
                 "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO NOTHING",
             )
-            .and_then(|mut s| s.execute(params![controller, version.purpose.as_str(), version.version, seq, to_json(version).unwrap_or_default()]))
+            .and_then(|mut s| s.execute(params![controller, version.purpose.as_str(), version.version, seq, body]))
             .map_err(backend)?;
         if inserted == 0 {
             return Err(StoreError::AlreadyExists(format!(

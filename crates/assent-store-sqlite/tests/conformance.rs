@@ -1,4 +1,11 @@
 //! The shared conformance story, on SQLite, in both commit modes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
 
 use assent_store_sqlite::{CommitMode, SqliteOptions, SqliteStore};
 

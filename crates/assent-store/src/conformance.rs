@@ -2,6 +2,12 @@
 //!
 //! A backend's test calls [`run`] with a fresh, empty store. The story is written against the
 //! trait alone, so a new backend is correct exactly when it passes unchanged.
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support: a failed expectation is the test failing"
+)]
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use crate::AppState;
-use crate::extract::{Auth, Body};
+use crate::extract::{Auth, Body, to_completion};
 use crate::problem::ApiError;
 
 #[derive(serde::Serialize)]
@@ -40,7 +40,12 @@ pub(crate) async fn put_category<S: Store>(
 ) -> Result<Json<DataCategory>, ApiError> {
     p.require(Scope::Catalog)?;
     let input: DataCategoryInput = body.json()?;
-    Ok(Json(state.put_data_category(&p, &id, input).await?))
+    Ok(Json(
+        to_completion(&state, move |s| async move {
+            s.put_data_category(&p, &id, input).await
+        })
+        .await?,
+    ))
 }
 
 pub(crate) async fn list_purposes<S: Store>(
@@ -68,7 +73,12 @@ pub(crate) async fn put_purpose<S: Store>(
 ) -> Result<Json<PurposeOut>, ApiError> {
     p.require(Scope::Catalog)?;
     let input: PurposeInput = body.json()?;
-    Ok(Json(state.put_purpose(&p, &id, input).await?))
+    Ok(Json(
+        to_completion(&state, move |s| async move {
+            s.put_purpose(&p, &id, input).await
+        })
+        .await?,
+    ))
 }
 
 pub(crate) async fn publish<S: Store>(
@@ -81,7 +91,12 @@ pub(crate) async fn publish<S: Store>(
     let input: NoticeInput = body.json()?;
     Ok((
         StatusCode::CREATED,
-        Json(state.publish_notice(&p, &id, input).await?),
+        Json(
+            to_completion(&state, move |s| async move {
+                s.publish_notice(&p, &id, input).await
+            })
+            .await?,
+        ),
     ))
 }
 

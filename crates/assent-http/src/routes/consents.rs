@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
 use crate::AppState;
-use crate::extract::{Auth, Body, gpc, idempotency};
+use crate::extract::{Auth, Body, gpc, idempotency, to_completion};
 use crate::problem::ApiError;
 
 #[derive(serde::Deserialize)]
@@ -32,7 +32,12 @@ pub(crate) async fn record<S: Store>(
     let idem = idempotency(&headers, "consents", "", &body.0)?;
     Ok((
         StatusCode::CREATED,
-        Json(state.record_consent(&p, input, idem).await?),
+        Json(
+            to_completion(&state, move |s| async move {
+                s.record_consent(&p, input, idem).await
+            })
+            .await?,
+        ),
     ))
 }
 
@@ -48,7 +53,10 @@ pub(crate) async fn batch<S: Store>(
     Ok((
         StatusCode::CREATED,
         Json(BatchOut {
-            results: state.record_batch(&p, input.events, idem).await?,
+            results: to_completion(&state, move |s| async move {
+                s.record_batch(&p, input.events, idem).await
+            })
+            .await?,
         }),
     ))
 }
@@ -63,9 +71,10 @@ pub(crate) async fn withdraw_all<S: Store>(
     p.require(Scope::Collect)?;
     let input: WithdrawAllInput = body.json_or_default()?;
     let idem = idempotency(&headers, "withdraw-all", &subject, &body.0)?;
-    Ok(Json(
-        state
-            .withdraw_all(&p, &subject, input, gpc(&headers), idem)
-            .await?,
-    ))
+    let gpc = gpc(&headers);
+    let withdrawn = to_completion(&state, move |s| async move {
+        s.withdraw_all(&p, &subject, input, gpc, idem).await
+    })
+    .await?;
+    Ok(Json(withdrawn))
 }

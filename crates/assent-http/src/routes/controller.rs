@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::AppState;
-use crate::extract::{Auth, Body};
+use crate::extract::{Auth, Body, to_completion};
 use crate::problem::ApiError;
 
 pub(crate) async fn get<S: Store>(
@@ -14,7 +14,7 @@ pub(crate) async fn get<S: Store>(
     Auth(p): Auth,
 ) -> Result<Json<ControllerView>, ApiError> {
     p.require(Scope::Admin)?;
-    Ok(Json(state.controller_view(&p)))
+    Ok(Json(state.controller_view(&p)?))
 }
 
 pub(crate) async fn patch<S: Store>(
@@ -24,5 +24,10 @@ pub(crate) async fn patch<S: Store>(
 ) -> Result<Json<ControllerView>, ApiError> {
     p.require(Scope::Admin)?;
     let patch: ControllerPatch = body.json()?;
-    Ok(Json(state.patch_controller(&p, patch).await?))
+    Ok(Json(
+        to_completion(&state, move |s| async move {
+            s.patch_controller(&p, patch).await
+        })
+        .await?,
+    ))
 }

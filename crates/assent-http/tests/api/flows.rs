@@ -472,4 +472,48 @@ async fn health_readiness_and_the_api_description_are_served() {
         .await
         .body;
     assert_eq!(doc["openapi"], "3.1.0");
+    // Every route the router serves is described.
+    let routes = [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/openapi.json"),
+        ("get", "/v1/controller"),
+        ("patch", "/v1/controller"),
+        ("get", "/v1/data-categories"),
+        ("put", "/v1/data-categories/{id}"),
+        ("get", "/v1/purposes"),
+        ("get", "/v1/purposes/{id}"),
+        ("put", "/v1/purposes/{id}"),
+        ("post", "/v1/purposes/{id}/versions"),
+        ("get", "/v1/purposes/{id}/versions/{n}"),
+        ("post", "/v1/consents"),
+        ("post", "/v1/consents/batch"),
+        ("post", "/v1/subjects/{subject}/withdraw-all"),
+        ("get", "/v1/subjects/{subject}/consents"),
+        ("get", "/v1/subjects/{subject}/history"),
+        ("get", "/v1/decisions"),
+        ("post", "/v1/decisions"),
+    ];
+    for (method, path) in routes {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not in openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let header = format!("bearer {}", app.admin);
+    let r = app
+        .raw(
+            Method::GET,
+            "/v1/controller",
+            None,
+            vec![],
+            &[("authorization", header.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
 }

@@ -7,7 +7,7 @@ use assent_store::Scope;
 use super::{describe, open_service, serve};
 use crate::config::Settings;
 
-/// The demo catalog, the same file format `assent apply` reads.
+/// The demo catalog, in the catalog-as-code format of `assent_service::catalog_file`.
 pub const DEMO_CATALOG: &str = include_str!("../../catalog/demo.toml");
 
 pub async fn run(settings: Settings) -> Result<(), String> {

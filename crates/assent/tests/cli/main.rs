@@ -1,4 +1,11 @@
 //! The real `assent` binary, driven as an operator and a client would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
 
 mod commands;
 mod crash;
