@@ -498,12 +498,14 @@ impl<S: Store> Assent<S> {
         let now = self.now();
         let controller = handle.id();
         let mut new_subjects = Vec::new();
+        let mut queued = std::collections::HashSet::new();
         let mut events = Vec::with_capacity(planned.len());
         {
             let mut subjects = write(&handle.subjects);
             for p in planned {
                 if !subjects.by_id.contains_key(&p.subject) {
-                    let record = new_subject(p.subject.clone(), now)?;
+                    let record = new_subject(p.subject.clone(), subjects.next_number, now)?;
+                    subjects.next_number += 1;
                     subjects
                         .by_pseudonym
                         .insert(record.pseudonym, p.subject.clone());
@@ -519,11 +521,7 @@ impl<S: Store> Assent<S> {
                 let Some(entry) = subjects.by_id.get(&p.subject) else {
                     continue;
                 };
-                if !entry.persisted
-                    && !new_subjects
-                        .iter()
-                        .any(|r: &assent_store::SubjectRecord| r.id == p.subject)
-                {
+                if !entry.persisted && queued.insert(p.subject.clone()) {
                     new_subjects.push(entry.record.clone());
                 }
                 let version = p
@@ -549,12 +547,14 @@ impl<S: Store> Assent<S> {
                     language: p.language,
                     evidence: evidence_hash,
                 };
-                events.push((event, p.evidence));
+                events.push((event, p.evidence, entry.record.number));
             }
         }
         let entries: Vec<NewEntry> = events
             .into_iter()
-            .map(|(event, evidence)| NewEntry::new(LedgerEntry::Consent(event), evidence))
+            .map(|(event, evidence, number)| {
+                NewEntry::new(LedgerEntry::Consent(event), evidence).with_subject(number)
+            })
             .collect();
         if entries.is_empty() && idempotency.is_none() {
             return Ok(Vec::new());

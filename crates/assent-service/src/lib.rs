@@ -106,7 +106,10 @@ impl<S: Store> Assent<S> {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("controller `{id}`")))?;
         let catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
-        let mut subjects = Subjects::default();
+        let mut subjects = Subjects {
+            next_number: self.store.next_subject_number(id.clone()).await?,
+            ..Subjects::default()
+        };
         for record in self.store.load_subjects(id.clone()).await? {
             subjects
                 .by_pseudonym
@@ -159,10 +162,15 @@ pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
 }
 
 /// A fresh subject record with a random secret.
-pub(crate) fn new_subject(id: SubjectId, now: Timestamp) -> ServiceResult<SubjectRecord> {
+pub(crate) fn new_subject(
+    id: SubjectId,
+    number: u64,
+    now: Timestamp,
+) -> ServiceResult<SubjectRecord> {
     let secret: [u8; 32] = random_bytes()?;
     let pseudonym = Pseudonym(assent_core::crypto::subject_pseudonym(&secret, id.as_str()));
     Ok(SubjectRecord {
+        number,
         id,
         secret,
         pseudonym,

@@ -128,6 +128,8 @@ impl SubjectEntry {
 pub struct Subjects {
     pub by_id: HashMap<SubjectId, SubjectEntry>,
     pub by_pseudonym: HashMap<Pseudonym, SubjectId>,
+    /// The storage number the next new subject gets (see `SubjectRecord::number`).
+    pub next_number: u64,
 }
 
 /// Everything a node holds for one controller.

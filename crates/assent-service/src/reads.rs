@@ -110,18 +110,18 @@ impl<S: Store> Assent<S> {
     ) -> ServiceResult<Vec<HistoryItem>> {
         principal.require(Scope::Read)?;
         let subject_id = parse_subject(subject)?;
-        let pseudonym = {
+        let number = {
             let subjects = read(&principal.controller.subjects);
             subjects
                 .by_id
                 .get(&subject_id)
                 .filter(|e| e.persisted)
-                .map(|e| e.record.pseudonym)
+                .map(|e| e.record.number)
                 .ok_or_else(unknown_subject)?
         };
         let entries = self
             .store
-            .subject_entries(principal.controller.id(), pseudonym)
+            .subject_entries(principal.controller.id(), number)
             .await?;
         entries
             .into_iter()

@@ -45,37 +45,41 @@ CREATE TABLE ledger (
     seq         INTEGER NOT NULL,
     bytes       BLOB NOT NULL,    -- canonical encoding, see assent_core::encoding
     leaf_hash   BLOB NOT NULL,    -- SHA-256(0x00 || bytes)
-    subject     BLOB,             -- pseudonym, for history lookups; NULL for non-consent entries
+    subject_no  INTEGER,          -- subjects.number, for history lookups; NULL for non-consent entries
     PRIMARY KEY (controller, seq)
 );
 
-CREATE INDEX ledger_by_subject ON ledger (controller, subject, seq) WHERE subject IS NOT NULL;
+-- Keyed by the sequential subject number, not the random pseudonym: a new subject's rows go to
+-- the right edge of the index instead of dirtying a random page each.
+CREATE INDEX ledger_by_subject ON ledger (controller, subject_no, seq) WHERE subject_no IS NOT NULL;
 
 CREATE TABLE subjects (
     controller  TEXT NOT NULL,
+    number      INTEGER NOT NULL, -- sequential per controller, never reused
     id          TEXT NOT NULL,
     secret      BLOB NOT NULL,    -- per-subject key; deleting it unlinks the subject from the ledger
     pseudonym   BLOB NOT NULL,
     created_at  INTEGER NOT NULL,
-    PRIMARY KEY (controller, id)
+    PRIMARY KEY (controller, number)
 ) WITHOUT ROWID;
 
 CREATE TABLE consent_state (
     controller  TEXT NOT NULL,
-    subject     BLOB NOT NULL,
+    subject_no  INTEGER NOT NULL,
     purpose     TEXT NOT NULL,
+    subject     BLOB NOT NULL,    -- pseudonym
     action      TEXT NOT NULL,
     version     INTEGER,
     since       INTEGER NOT NULL,
     method      TEXT NOT NULL,
     seq         INTEGER NOT NULL,
-    PRIMARY KEY (controller, subject, purpose)
+    PRIMARY KEY (controller, subject_no, purpose)
 ) WITHOUT ROWID;
 
 CREATE TABLE evidence (
     controller  TEXT NOT NULL,
     seq         INTEGER NOT NULL,
-    subject     BLOB NOT NULL,
+    subject_no  INTEGER NOT NULL,
     body        TEXT NOT NULL,
     PRIMARY KEY (controller, seq)
 ) WITHOUT ROWID;

@@ -69,14 +69,38 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(backend)?;
     // WAL lets readers run beside the writer; FULL makes every commit fsync the WAL, which is
     // what a 2xx promises. busy_timeout lets admin commands share the file with a running server.
+    // A 64 MiB page cache keeps the randomly-keyed indexes (pseudonyms) in memory; savepoint
+    // journals live in memory too, since a crash discards them anyway.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=FULL;
          PRAGMA busy_timeout=10000;
-         PRAGMA foreign_keys=OFF;",
+         PRAGMA foreign_keys=OFF;
+         PRAGMA temp_store=MEMORY;
+         PRAGMA cache_size=-65536;",
     )
     .map_err(backend)?;
     Ok(conn)
+}
+
+/// Copies the WAL back into the database file off the writer's path. The writer's own
+/// auto-checkpoint is off: it would otherwise stall whichever commit crossed the threshold.
+fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Inner>) -> StoreResult<()> {
+    let conn = open_connection(path)?;
+    std::thread::Builder::new()
+        .name("assent-sqlite-checkpoint".into())
+        .spawn(move || {
+            while writer.upgrade().is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                // PASSIVE never blocks the writer or readers; what it cannot copy now it copies
+                // next time.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -84,14 +108,16 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
         let mut conn = open_connection(path)?;
         migrations::run(&mut conn)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+            .map_err(backend)?;
         let writer = Writer::spawn(conn, options)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer,
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            writer,
+            readers: Mutex::new(Vec::new()),
+        });
+        spawn_checkpointer(path, Arc::downgrade(&inner))?;
+        Ok(Self { inner })
     }
 
     /// Runs `f` on a pooled read connection, off the async runtime.
@@ -416,14 +442,30 @@ impl Store for SqliteStore {
     async fn subject_entries(
         &self,
         controller: ControllerId,
-        subject: Pseudonym,
+        subject_number: u64,
     ) -> StoreResult<Vec<StoredEntry>> {
+        let number = codec::seq_to_sql(subject_number)?;
         self.read(move |conn| {
             read_entries(
                 conn,
-                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND subject = ?2 ORDER BY seq",
-                params![controller.as_str(), &subject.0[..]],
+                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND subject_no = ?2 ORDER BY seq",
+                params![controller.as_str(), number],
             )
+        })
+        .await
+    }
+
+    async fn next_subject_number(&self, controller: ControllerId) -> StoreResult<u64> {
+        self.read(move |conn| {
+            let next: i64 = conn
+                .prepare_cached(
+                    "SELECT MAX(
+                        COALESCE((SELECT MAX(number) + 1 FROM subjects WHERE controller = ?1), 0),
+                        COALESCE((SELECT MAX(subject_no) + 1 FROM ledger WHERE controller = ?1 AND subject_no IS NOT NULL), 0))",
+                )
+                .and_then(|mut s| s.query_row([controller.as_str()], |r| r.get(0)))
+                .map_err(backend)?;
+            codec::seq_from_sql(next)
         })
         .await
     }
@@ -432,7 +474,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, secret, pseudonym, created_at FROM subjects WHERE controller = ?1",
+                                        "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = ?1 ORDER BY number",
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -442,12 +484,14 @@ impl Store for SqliteStore {
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
                     ))
                 })
                 .map_err(backend)?;
             rows.map(|row| {
-                let (id, secret, pseudonym, created_at) = row.map_err(backend)?;
+                                let (id, secret, pseudonym, created_at, number) = row.map_err(backend)?;
                 Ok(SubjectRecord {
+                    number: codec::seq_from_sql(number)?,
                     id: assent_core::SubjectId::parse(&id).map_err(StoreError::Corrupt)?,
                     secret: codec::hash32(&secret, "secret")?,
                     pseudonym: Pseudonym(codec::hash32(&pseudonym, "pseudonym")?),

@@ -99,6 +99,10 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
         return;
     }
     let mut seqs = SeqCache::default();
+    if jobs.len() == 1 {
+        run_alone(conn, jobs, &mut seqs);
+        return;
+    }
     let mut completions = Vec::with_capacity(jobs.len());
     // Set when a savepoint cannot be closed: the transaction's content is then unknown, so the
     // whole group is rolled back and failed rather than risk keeping a failed job's writes.
@@ -142,6 +146,26 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
                     "commit failed: {message}"
                 ))))
             });
+        }
+    }
+}
+
+/// A group of one needs no savepoint: the transaction itself is the unit of rollback.
+fn run_alone(conn: &Connection, jobs: Vec<Job>, seqs: &mut SeqCache) {
+    for job in jobs {
+        let (ok, completion) = job(conn, seqs);
+        let outcome = if ok {
+            conn.execute_batch("COMMIT")
+        } else {
+            conn.execute_batch("ROLLBACK")
+        };
+        match outcome {
+            Ok(()) => completion(Ok(())),
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                completion(Err(StoreError::Corrupt(format!("commit failed: {e}"))));
+            }
         }
     }
 }
@@ -230,14 +254,16 @@ pub(crate) fn append(
     {
         let mut insert_subject = conn
             .prepare_cached(
-                "INSERT INTO subjects (controller, id, secret, pseudonym, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (controller, id) DO NOTHING",
+                "INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (controller, number) DO NOTHING",
             )
             .map_err(backend)?;
         for subject in &batch.new_subjects {
             insert_subject
                 .execute(params![
                     controller,
+                    seq_to_sql(subject.number)?,
                     subject.id.as_str(),
                     &subject.secret[..],
                     &subject.pseudonym.0[..],
@@ -248,13 +274,13 @@ pub(crate) fn append(
     }
 
     let mut insert_entry = conn
-        .prepare_cached("INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .prepare_cached("INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no) VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(backend)?;
     let mut upsert_state = conn
         .prepare_cached(
-            "INSERT INTO consent_state (controller, subject, purpose, action, version, since, method, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (controller, subject, purpose) DO UPDATE SET
+                        "INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
                 action = excluded.action, version = excluded.version, since = excluded.since,
                 method = excluded.method, seq = excluded.seq
              WHERE excluded.seq > consent_state.seq",
@@ -262,7 +288,7 @@ pub(crate) fn append(
         .map_err(backend)?;
     let mut insert_evidence = conn
         .prepare_cached(
-            "INSERT INTO evidence (controller, seq, subject, body) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(backend)?;
     let mut notice_seqs = HashMap::new();
@@ -271,21 +297,25 @@ pub(crate) fn append(
         let seq = seq_to_sql(first_seq + offset)?;
         match &new.entry {
             LedgerEntry::Consent(event) => {
-                let subject = &event.subject.0[..];
+                let number = new.subject_number.ok_or_else(|| {
+                    StoreError::Corrupt(format!("consent entry {seq} has no subject number"))
+                })?;
+                let number = seq_to_sql(number)?;
                 insert_entry
                     .execute(params![
                         controller,
                         seq,
                         new.bytes,
                         &new.leaf_hash[..],
-                        subject
+                        number
                     ])
                     .map_err(backend)?;
                 upsert_state
                     .execute(params![
                         controller,
-                        subject,
+                        number,
                         event.purpose.as_str(),
+                        &event.subject.0[..],
                         event.action.as_str(),
                         event.version,
                         event.recorded_at.unix_millis(),
@@ -295,7 +325,7 @@ pub(crate) fn append(
                     .map_err(backend)?;
                 if let Some(evidence) = &new.evidence {
                     insert_evidence
-                        .execute(params![controller, seq, subject, evidence])
+                        .execute(params![controller, seq, number, evidence])
                         .map_err(backend)?;
                 }
             }
@@ -306,7 +336,7 @@ pub(crate) fn append(
                         seq,
                         new.bytes,
                         &new.leaf_hash[..],
-                        Option::<Vec<u8>>::None
+                        Option::<i64>::None
                     ])
                     .map_err(backend)?;
                 notice_seqs.insert((notice.purpose.clone(), notice.version), seq);

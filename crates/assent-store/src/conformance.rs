@@ -73,6 +73,7 @@ fn notice(purpose: &Purpose, version: u32) -> NoticeVersion {
 
 fn subject(id: &str, byte: u8) -> SubjectRecord {
     SubjectRecord {
+        number: u64::from(byte),
         id: SubjectId::parse(id).expect("valid id"),
         secret: [byte; 32],
         pseudonym: Pseudonym([byte.wrapping_add(100); 32]),
@@ -97,6 +98,7 @@ fn consent(c: &ControllerId, s: &SubjectRecord, p: &str, action: Action, at: i64
         }),
         None,
     )
+    .with_subject(s.number)
 }
 
 fn batch(c: &ControllerId, entries: Vec<NewEntry>) -> AppendBatch {
@@ -293,7 +295,7 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     );
     assert_eq!(
         store
-            .subject_entries(a.id.clone(), s.pseudonym)
+            .subject_entries(a.id.clone(), s.number)
             .await
             .expect("history")
             .len(),
@@ -309,6 +311,22 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
             .await
             .expect("subjects")
             .is_empty()
+    );
+    // Subject numbers continue above every number in use, in subjects or in the ledger.
+    assert_eq!(
+        store.next_subject_number(a.id.clone()).await.expect("next"),
+        2
+    );
+    assert_eq!(
+        store.next_subject_number(b.id.clone()).await.expect("next"),
+        2
+    );
+    assert_eq!(
+        store
+            .next_subject_number(ControllerId::parse("nobody").expect("id"))
+            .await
+            .expect("next"),
+        0
     );
 }
 

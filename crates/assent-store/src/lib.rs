@@ -20,7 +20,6 @@ use std::future::Future;
 
 pub use model::*;
 
-use assent_core::event::Pseudonym;
 use assent_core::{ControllerId, DataCategory, Purpose};
 
 /// Why a storage call failed.
@@ -101,11 +100,18 @@ pub trait Store: Send + Sync + 'static {
         start: u64,
         end: u64,
     ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    /// A subject's entries, in order, by its [`SubjectRecord::number`].
     fn subject_entries(
         &self,
         controller: ControllerId,
-        subject: Pseudonym,
+        subject_number: u64,
     ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    /// The number the next new subject of `controller` gets: above every number ever used,
+    /// including erased subjects'.
+    fn next_subject_number(
+        &self,
+        controller: ControllerId,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     fn load_subjects(
         &self,
         controller: ControllerId,

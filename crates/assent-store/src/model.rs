@@ -79,6 +79,9 @@ pub struct ApiKeyRecord {
 /// what erases a subject from the ledger's point of view.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SubjectRecord {
+    /// Storage key: sequential per controller and never reused, so a new subject's rows land at
+    /// the end of every index instead of on a random page. Not part of the ledger's bytes.
+    pub number: u64,
     pub id: SubjectId,
     pub secret: [u8; 32],
     pub pseudonym: Pseudonym,
@@ -88,6 +91,7 @@ pub struct SubjectRecord {
 impl fmt::Debug for SubjectRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubjectRecord")
+            .field("number", &self.number)
             .field("pseudonym", &self.pseudonym)
             .field("created_at", &self.created_at)
             .finish_non_exhaustive()
@@ -111,6 +115,8 @@ pub struct NewEntry {
     pub bytes: Vec<u8>,
     pub leaf_hash: [u8; 32],
     pub evidence: Option<String>,
+    /// The [`SubjectRecord::number`] of a consent entry's subject.
+    pub subject_number: Option<u64>,
 }
 
 impl NewEntry {
@@ -122,7 +128,13 @@ impl NewEntry {
             bytes,
             leaf_hash,
             evidence,
+            subject_number: None,
         }
+    }
+
+    pub fn with_subject(mut self, number: u64) -> Self {
+        self.subject_number = Some(number);
+        self
     }
 }
 
