@@ -43,6 +43,12 @@ pub enum DecodeError {
 /// Appends `s` as a JCS string literal.
 fn push_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    // Almost every string we encode needs no escaping: copy it whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.extend_from_slice(b"\\\""),
