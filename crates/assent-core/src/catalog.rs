@@ -21,9 +21,7 @@ pub struct DataCategory {
 }
 
 /// How consent works for a purpose.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsentModel {
     /// Used only after a specific "yes". The default, and the only model for personal data.
@@ -60,10 +58,7 @@ pub struct Purpose {
 impl Purpose {
     /// Checks the purpose against the controller's data categories. An opt-out purpose may not
     /// touch personal data: consent for personal data is always opt-in.
-    pub fn validate(
-        &self,
-        categories: &BTreeMap<DataCategoryId, DataCategory>,
-    ) -> Result<(), ValidationErrors> {
+    pub fn validate(&self, categories: &BTreeMap<DataCategoryId, DataCategory>) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         for (i, id) in self.data_categories.iter().enumerate() {
             match categories.get(id) {
@@ -153,10 +148,7 @@ impl NoticeContent {
                 Some(text) => {
                     for field in NoticeText::FIELDS {
                         if text.field(field).trim().is_empty() {
-                            errors.push(
-                                format!("texts.{language}.{field}"),
-                                "is required and must not be empty",
-                            );
+                            errors.push(format!("texts.{language}.{field}"), "is required and must not be empty");
                         }
                     }
                 }
@@ -164,16 +156,10 @@ impl NoticeContent {
         }
         for (i, r) in self.recipients.iter().enumerate() {
             if r.name.trim().is_empty() {
-                errors.push(
-                    format!("recipients[{i}].name"),
-                    "is required and must not be empty",
-                );
+                errors.push(format!("recipients[{i}].name"), "is required and must not be empty");
             }
             if r.role.trim().is_empty() {
-                errors.push(
-                    format!("recipients[{i}].role"),
-                    "is required and must not be empty",
-                );
+                errors.push(format!("recipients[{i}].role"), "is required and must not be empty");
             }
         }
         errors.into_result(())
@@ -236,12 +222,7 @@ pub struct NoticeVersion {
 
 impl NoticeVersion {
     /// Builds version `version` of `purpose` from `content`, hashing what the customer is shown.
-    pub fn publish(
-        purpose: &Purpose,
-        version: u32,
-        content: NoticeContent,
-        published_at: Timestamp,
-    ) -> Self {
+    pub fn publish(purpose: &Purpose, version: u32, content: NoticeContent, published_at: Timestamp) -> Self {
         let hash = Self::content_hash(purpose, version, &content);
         Self {
             purpose: purpose.id.clone(),
@@ -275,6 +256,16 @@ impl NoticeVersion {
         ContentHash(sha256(&canonical_json(&value)))
     }
 
+    /// Whether this notice still describes `purpose`: it names every data category the purpose
+    /// now uses, the same consent model, and any sale/sharing or targeted advertising. A grant
+    /// of a notice that no longer covers its purpose no longer counts.
+    pub fn covers(&self, purpose: &Purpose) -> bool {
+        purpose.data_categories.iter().all(|c| self.data_categories.contains(c))
+            && purpose.model == self.model
+            && (!purpose.sale_or_sharing || self.sale_or_sharing)
+            && (!purpose.targeted_advertising || self.targeted_advertising)
+    }
+
     /// Recomputes the hash from the stored content; false means the stored notice was altered.
     pub fn hash_is_intact(&self) -> bool {
         let purpose = Purpose {
@@ -305,10 +296,7 @@ mod tests {
     }
 
     fn langs() -> Vec<Language> {
-        vec![
-            Language::parse("en").unwrap(),
-            Language::parse("es").unwrap(),
-        ]
+        vec![Language::parse("en").unwrap(), Language::parse("es").unwrap()]
     }
 
     #[test]
@@ -356,10 +344,7 @@ mod tests {
         };
         let errors = purpose.validate(&categories).unwrap_err();
         assert_eq!(errors.0[0].field, "model");
-        let opt_in = Purpose {
-            model: ConsentModel::OptIn,
-            ..purpose
-        };
+        let opt_in = Purpose { model: ConsentModel::OptIn, ..purpose };
         assert!(opt_in.validate(&categories).is_ok());
     }
 
@@ -380,10 +365,7 @@ mod tests {
             material: false,
         };
         let mut other = content.clone();
-        other
-            .texts
-            .values_mut()
-            .for_each(|t| t.benefit = "b".into());
+        other.texts.values_mut().for_each(|t| t.benefit = "b".into());
         let v1 = NoticeVersion::publish(&purpose, 1, content, Timestamp::from_unix_millis(0));
         let v1b = NoticeVersion::publish(&purpose, 1, other, Timestamp::from_unix_millis(0));
         assert_ne!(v1.hash, v1b.hash);

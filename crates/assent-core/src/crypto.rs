@@ -71,10 +71,7 @@ mod tests {
     #[test]
     fn leaf_hash_matches_rfc6962_empty_leaf_vector() {
         // transparency-dev testonly: the leaf hash of the empty entry.
-        assert_eq!(
-            to_hex(&leaf_hash(b"")),
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
-        );
+        assert_eq!(to_hex(&leaf_hash(b"")), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
     }
 
     #[test]

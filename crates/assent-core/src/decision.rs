@@ -86,10 +86,7 @@ pub fn status(terms: &PurposeTerms<'_>, state: Option<&ConsentState>, now: Times
         Action::Withdraw => Status::Withdrawn,
         Action::Expire => Status::Expired,
         Action::Grant => {
-            let lapsed = terms
-                .purpose
-                .max_age_days
-                .is_some_and(|days| now >= state.since.plus_days(days));
+            let lapsed = terms.purpose.max_age_days.is_some_and(|days| now >= state.since.plus_days(days));
             let stale = match (state.version, terms.last_material_version) {
                 (Some(granted), Some(material)) => granted < material,
                 (None, Some(_)) => true,
@@ -108,17 +105,9 @@ pub fn status(terms: &PurposeTerms<'_>, state: Option<&ConsentState>, now: Times
 
 /// Decides whether data may be used for the purpose. `terms` is `None` for a purpose the
 /// controller does not have.
-pub fn decide(
-    terms: Option<&PurposeTerms<'_>>,
-    state: Option<&ConsentState>,
-    now: Timestamp,
-) -> Decision {
+pub fn decide(terms: Option<&PurposeTerms<'_>>, state: Option<&ConsentState>, now: Timestamp) -> Decision {
     let Some(terms) = terms else {
-        return Decision {
-            allowed: false,
-            reason: Reason::UnknownPurpose,
-            status: Status::NotAsked,
-        };
+        return Decision { allowed: false, reason: Reason::UnknownPurpose, status: Status::NotAsked };
     };
     let status = status(terms, state, now);
     let (allowed, reason) = match (terms.purpose.model, status) {
@@ -132,11 +121,7 @@ pub fn decide(
         (ConsentModel::OptIn, Status::Expired) => (false, Reason::Expired),
         (ConsentModel::OptIn, Status::ReconsentRequired) => (false, Reason::ReconsentRequired),
     };
-    Decision {
-        allowed,
-        reason,
-        status,
-    }
+    Decision { allowed, reason, status }
 }
 
 #[cfg(test)]
@@ -171,11 +156,7 @@ mod tests {
     #[test]
     fn opt_in_denies_without_a_record_and_for_unknown_purposes() {
         let p = purpose(ConsentModel::OptIn, None);
-        let terms = PurposeTerms {
-            purpose: &p,
-            current_version: Some(1),
-            last_material_version: None,
-        };
+        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
         let d = decide(Some(&terms), None, NOW);
         assert_eq!((d.allowed, d.reason), (false, Reason::NotAsked));
         let d = decide(None, None, NOW);
@@ -185,59 +166,31 @@ mod tests {
     #[test]
     fn grants_allow_until_they_lapse() {
         let p = purpose(ConsentModel::OptIn, Some(5));
-        let terms = PurposeTerms {
-            purpose: &p,
-            current_version: Some(1),
-            last_material_version: None,
-        };
+        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
         let fresh = state(Action::Grant, 1, 6 * 86_400_000);
-        assert_eq!(
-            decide(Some(&terms), Some(&fresh), NOW).reason,
-            Reason::Granted
-        );
+        assert_eq!(decide(Some(&terms), Some(&fresh), NOW).reason, Reason::Granted);
         let old = state(Action::Grant, 1, 5 * 86_400_000);
         let d = decide(Some(&terms), Some(&old), NOW);
-        assert_eq!(
-            (d.allowed, d.reason, d.status),
-            (false, Reason::Expired, Status::Expired)
-        );
+        assert_eq!((d.allowed, d.reason, d.status), (false, Reason::Expired, Status::Expired));
     }
 
     #[test]
     fn a_newer_material_version_requires_consent_again() {
         let p = purpose(ConsentModel::OptIn, None);
-        let terms = PurposeTerms {
-            purpose: &p,
-            current_version: Some(3),
-            last_material_version: Some(2),
-        };
-        assert_eq!(
-            decide(Some(&terms), Some(&state(Action::Grant, 1, 0)), NOW).reason,
-            Reason::ReconsentRequired
-        );
-        assert_eq!(
-            decide(Some(&terms), Some(&state(Action::Grant, 2, 0)), NOW).reason,
-            Reason::Granted
-        );
+        let terms = PurposeTerms { purpose: &p, current_version: Some(3), last_material_version: Some(2) };
+        assert_eq!(decide(Some(&terms), Some(&state(Action::Grant, 1, 0)), NOW).reason, Reason::ReconsentRequired);
+        assert_eq!(decide(Some(&terms), Some(&state(Action::Grant, 2, 0)), NOW).reason, Reason::Granted);
     }
 
     #[test]
     fn opt_out_and_necessary_purposes() {
         let p = purpose(ConsentModel::OptOut, None);
-        let terms = PurposeTerms {
-            purpose: &p,
-            current_version: Some(1),
-            last_material_version: None,
-        };
+        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
         assert_eq!(decide(Some(&terms), None, NOW).reason, Reason::NotObjected);
         let d = decide(Some(&terms), Some(&state(Action::Withdraw, 1, 0)), NOW);
         assert_eq!((d.allowed, d.reason), (false, Reason::Withdrawn));
         let n = purpose(ConsentModel::Necessary, None);
-        let terms = PurposeTerms {
-            purpose: &n,
-            current_version: Some(1),
-            last_material_version: None,
-        };
+        let terms = PurposeTerms { purpose: &n, current_version: Some(1), last_material_version: None };
         assert!(decide(Some(&terms), Some(&state(Action::Withdraw, 1, 0)), NOW).allowed);
     }
 }

@@ -16,9 +16,7 @@
 
 use crate::catalog::ContentHash;
 use crate::crypto::{from_hex32, to_hex};
-use crate::event::{
-    Action, ConsentEvent, LedgerEntry, Method, NoticePublication, Pseudonym, parse_jurisdiction,
-};
+use crate::event::{Action, ConsentEvent, LedgerEntry, Method, NoticePublication, Pseudonym, parse_jurisdiction};
 use crate::id::{ControllerId, Language, PurposeId};
 use crate::time::Timestamp;
 
@@ -30,10 +28,7 @@ pub enum DecodeError {
     #[error("entry is not valid JSON: {0}")]
     Json(String),
     #[error("entry field `{field}` is invalid: {message}")]
-    Field {
-        field: &'static str,
-        message: String,
-    },
+    Field { field: &'static str, message: String },
     #[error("entry encoding version {0} is not supported")]
     Version(u64),
     #[error("entry bytes are not in canonical form")]
@@ -177,24 +172,17 @@ struct RawEntry {
 }
 
 fn field<T>(name: &'static str, value: Option<T>) -> Result<T, DecodeError> {
-    value.ok_or(DecodeError::Field {
-        field: name,
-        message: "is missing".into(),
-    })
+    value.ok_or(DecodeError::Field { field: name, message: "is missing".into() })
 }
 
 fn check<T>(name: &'static str, r: Result<T, String>) -> Result<T, DecodeError> {
-    r.map_err(|message| DecodeError::Field {
-        field: name,
-        message,
-    })
+    r.map_err(|message| DecodeError::Field { field: name, message })
 }
 
 /// Reads canonical bytes back into an entry, rejecting anything that does not re-encode to the
 /// exact same bytes (so two different byte strings can never stand for one entry).
 pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
-    let raw: RawEntry =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let raw: RawEntry = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
     if raw.v != ENCODING_VERSION {
         return Err(DecodeError::Version(raw.v));
     }
@@ -203,34 +191,19 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
     let entry = match raw.kind.as_str() {
         "consent" => {
             let hex32 = |name: &'static str, s: String| {
-                from_hex32(&s).ok_or(DecodeError::Field {
-                    field: name,
-                    message: "must be 64 hex digits".into(),
-                })
+                from_hex32(&s).ok_or(DecodeError::Field { field: name, message: "must be 64 hex digits".into() })
             };
             LedgerEntry::Consent(ConsentEvent {
                 controller,
                 subject: Pseudonym(hex32("subject", field("subject", raw.subject)?)?),
                 purpose,
                 version: raw.version,
-                notice_hash: raw
-                    .notice_hash
-                    .map(|h| check("notice_hash", ContentHash::parse(&h)))
-                    .transpose()?,
+                notice_hash: raw.notice_hash.map(|h| check("notice_hash", ContentHash::parse(&h))).transpose()?,
                 action: check("action", Action::parse(&field("action", raw.action)?))?,
                 method: check("method", Method::parse_any(&field("method", raw.method)?))?,
-                recorded_at: check(
-                    "recorded_at",
-                    Timestamp::parse_rfc3339(&field("recorded_at", raw.recorded_at)?),
-                )?,
-                jurisdiction: raw
-                    .jurisdiction
-                    .map(|j| check("jurisdiction", parse_jurisdiction(&j)))
-                    .transpose()?,
-                language: raw
-                    .language
-                    .map(|l| check("language", Language::parse(&l)))
-                    .transpose()?,
+                recorded_at: check("recorded_at", Timestamp::parse_rfc3339(&field("recorded_at", raw.recorded_at)?))?,
+                jurisdiction: raw.jurisdiction.map(|j| check("jurisdiction", parse_jurisdiction(&j))).transpose()?,
+                language: raw.language.map(|l| check("language", Language::parse(&l))).transpose()?,
                 evidence: raw.evidence.map(|e| hex32("evidence", e)).transpose()?,
             })
         }
@@ -239,16 +212,10 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
             purpose,
             version: field("version", raw.version)?,
             hash: check("hash", ContentHash::parse(&field("hash", raw.hash)?))?,
-            published_at: check(
-                "published_at",
-                Timestamp::parse_rfc3339(&field("published_at", raw.published_at)?),
-            )?,
+            published_at: check("published_at", Timestamp::parse_rfc3339(&field("published_at", raw.published_at)?))?,
         }),
         other => {
-            return Err(DecodeError::Field {
-                field: "kind",
-                message: format!("unknown kind `{other}`"),
-            });
+            return Err(DecodeError::Field { field: "kind", message: format!("unknown kind `{other}`") });
         }
     };
     if encode(&entry) != bytes {
@@ -338,10 +305,7 @@ mod tests {
             r#""v":1,"version":2}"#
         );
         assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
-        assert_eq!(
-            to_hex(&leaf_hash(&bytes)),
-            "21ab31030f6a050f3684bea538029d251a50fc1e9a947f10d802261647110769"
-        );
+        assert_eq!(to_hex(&leaf_hash(&bytes)), "21ab31030f6a050f3684bea538029d251a50fc1e9a947f10d802261647110769");
     }
 
     #[test]
@@ -365,9 +329,7 @@ mod tests {
     #[test]
     fn decode_rejects_non_canonical_bytes() {
         let bytes = encode(&sample_grant());
-        let spaced = String::from_utf8(bytes.clone())
-            .unwrap()
-            .replacen(",", ", ", 1);
+        let spaced = String::from_utf8(bytes.clone()).unwrap().replacen(",", ", ", 1);
         assert_eq!(decode(spaced.as_bytes()), Err(DecodeError::NotCanonical));
         assert_eq!(decode(&bytes).unwrap(), sample_grant());
     }

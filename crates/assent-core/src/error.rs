@@ -12,10 +12,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -39,21 +36,13 @@ impl ValidationErrors {
 
     /// `Ok(value)` when nothing was pushed, otherwise every collected error.
     pub fn into_result<T>(self, value: T) -> Result<T, Self> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
     }
 
     /// Prefixes every field path, so nested validators can report full paths.
     pub fn prefixed(mut self, prefix: &str) -> Self {
         for error in &mut self.0 {
-            error.field = if error.field.is_empty() {
-                prefix.to_owned()
-            } else {
-                format!("{prefix}.{}", error.field)
-            };
+            error.field = if error.field.is_empty() { prefix.to_owned() } else { format!("{prefix}.{}", error.field) };
         }
         self
     }

@@ -53,15 +53,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub const CLIENT_METHODS: [Method; 7] = [
-        Self::Api,
-        Self::Web,
-        Self::Phone,
-        Self::Email,
-        Self::InPerson,
-        Self::Import,
-        Self::Gpc,
-    ];
+    pub const CLIENT_METHODS: [Method; 7] =
+        [Self::Api, Self::Web, Self::Phone, Self::Email, Self::InPerson, Self::Import, Self::Gpc];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,19 +74,11 @@ impl Method {
         Self::CLIENT_METHODS
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "method `{s}` must be one of api, web, phone, email, in_person, import, gpc"
-                )
-            })
+            .ok_or_else(|| format!("method `{s}` must be one of api, web, phone, email, in_person, import, gpc"))
     }
 
     pub fn parse_any(s: &str) -> Result<Self, String> {
-        if s == "system" {
-            Ok(Self::System)
-        } else {
-            Self::parse_client(s)
-        }
+        if s == "system" { Ok(Self::System) } else { Self::parse_client(s) }
     }
 }
 
@@ -159,10 +144,7 @@ pub fn parse_jurisdiction(s: &str) -> Result<String, String> {
     let country = parts.next().unwrap_or_default();
     let country_ok = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
     let sub_ok = parts.next().is_none_or(|sub| {
-        (1..=3).contains(&sub.len())
-            && sub
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        (1..=3).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     });
     if country_ok && sub_ok {
         Ok(s.to_owned())

@@ -14,17 +14,10 @@ fn check_slug(value: &str, what: &str) -> Result<(), String> {
         return Err(format!("{what} must not be empty"));
     }
     if value.len() > MAX_SLUG_BYTES {
-        return Err(format!(
-            "{what} must be at most {MAX_SLUG_BYTES} characters"
-        ));
+        return Err(format!("{what} must be at most {MAX_SLUG_BYTES} characters"));
     }
-    let valid_chars = value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let starts_well = value
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let valid_chars = value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let starts_well = value.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !valid_chars || !starts_well {
         return Err(format!(
             "{what} `{value}` must use lowercase letters, digits and `-`, starting with a letter or digit"
@@ -96,10 +89,7 @@ impl SubjectId {
             return Err("subject id must not be empty".into());
         }
         if value.len() > MAX_SUBJECT_ID_BYTES {
-            return Err(format!(
-                "subject id must be at most {MAX_SUBJECT_ID_BYTES} bytes, got {}",
-                value.len()
-            ));
+            return Err(format!("subject id must be at most {MAX_SUBJECT_ID_BYTES} bytes, got {}", value.len()));
         }
         if value.chars().any(char::is_control) {
             return Err("subject id must not contain control characters".into());
@@ -137,16 +127,12 @@ impl Language {
     pub fn parse(value: &str) -> Result<Self, String> {
         let mut parts = value.split('-');
         let primary = parts.next().unwrap_or_default();
-        let primary_ok =
-            (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-        let rest_ok = parts
-            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let primary_ok = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+        let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
         if primary_ok && rest_ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(format!(
-                "language `{value}` must be a language tag such as `en` or `es-MX`"
-            ))
+            Err(format!("language `{value}` must be a language tag such as `en` or `es-MX`"))
         }
     }
 

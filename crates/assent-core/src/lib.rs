@@ -15,6 +15,7 @@ pub mod encoding;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod merkle;
 pub mod state;
 pub mod time;
 

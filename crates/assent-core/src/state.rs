@@ -21,13 +21,7 @@ pub struct ConsentState {
 
 impl ConsentState {
     pub fn from_event(event: &ConsentEvent, seq: u64) -> Self {
-        Self {
-            action: event.action,
-            version: event.version,
-            since: event.recorded_at,
-            method: event.method,
-            seq,
-        }
+        Self { action: event.action, version: event.version, since: event.recorded_at, method: event.method, seq }
     }
 
     /// Whether `self` should replace `current`: later events win, whatever order they are applied

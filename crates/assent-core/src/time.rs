@@ -20,10 +20,7 @@ impl Timestamp {
     }
 
     pub fn plus_days(self, days: u32) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::from(days).saturating_mul(MS_PER_DAY)),
-        )
+        Self(self.0.saturating_add(i64::from(days).saturating_mul(MS_PER_DAY)))
     }
 
     pub fn plus_millis(self, ms: i64) -> Self {
@@ -38,9 +35,7 @@ impl Timestamp {
             return Err(err());
         }
         let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
-            s.get(range)
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(err)
+            s.get(range).and_then(|t| t.parse::<i64>().ok()).ok_or_else(err)
         };
         let sep_ok = b.get(4) == Some(&b'-')
             && b.get(7) == Some(&b'-')
@@ -60,25 +55,15 @@ impl Timestamp {
                     return Err(err());
                 }
                 let padded = format!("{frac:0<3}");
-                padded
-                    .get(0..3)
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .ok_or_else(err)?
+                padded.get(0..3).and_then(|t| t.parse::<i64>().ok()).ok_or_else(err)?
             }
             _ => return Err(err()),
         };
-        if !(1..=12).contains(&month)
-            || !(1..=31).contains(&day)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
             return Err(err());
         }
         let days = days_from_civil(year, month, day);
-        Ok(Self(
-            days * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + millis,
-        ))
+        Ok(Self(days * MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + millis))
     }
 }
 
@@ -145,34 +130,15 @@ mod tests {
 
     #[test]
     fn formats_known_instants() {
-        assert_eq!(
-            Timestamp::from_unix_millis(0).to_string(),
-            "1970-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            Timestamp::from_unix_millis(1_798_545_600_123).to_string(),
-            "2026-12-29T12:00:00.123Z"
-        );
-        assert_eq!(
-            Timestamp::from_unix_millis(951_782_400_000).to_string(),
-            "2000-02-29T00:00:00.000Z"
-        );
+        assert_eq!(Timestamp::from_unix_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_unix_millis(1_798_545_600_123).to_string(), "2026-12-29T12:00:00.123Z");
+        assert_eq!(Timestamp::from_unix_millis(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]
     fn parses_with_and_without_fraction() {
-        assert_eq!(
-            Timestamp::parse_rfc3339("1970-01-01T00:00:01Z")
-                .unwrap()
-                .unix_millis(),
-            1000
-        );
-        assert_eq!(
-            Timestamp::parse_rfc3339("1970-01-01T00:00:01.5Z")
-                .unwrap()
-                .unix_millis(),
-            1500
-        );
+        assert_eq!(Timestamp::parse_rfc3339("1970-01-01T00:00:01Z").unwrap().unix_millis(), 1000);
+        assert_eq!(Timestamp::parse_rfc3339("1970-01-01T00:00:01.5Z").unwrap().unix_millis(), 1500);
         assert!(Timestamp::parse_rfc3339("1970-01-01 00:00:01Z").is_err());
         assert!(Timestamp::parse_rfc3339("1970-13-01T00:00:01Z").is_err());
         assert!(Timestamp::parse_rfc3339("1970-01-01T00:00:01+01:00").is_err());

@@ -6,9 +6,7 @@ use axum::routing::get;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9000".to_owned());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".to_owned());
     let app = Router::new().route("/v1/decisions", get(|| async { "Hello, World!" }));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await

@@ -18,10 +18,7 @@ pub struct Auth(pub Principal);
 impl<S: Store> FromRequestParts<AppState<S>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState<S>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -44,9 +41,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::too_large())
-            }
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large()),
             Err(rejection) => Err(ApiError::malformed(rejection.body_text())),
         }
     }
@@ -58,17 +53,12 @@ impl Body {
         if self.0.is_empty() {
             return Err(ApiError::malformed("the request needs a JSON body"));
         }
-        serde_json::from_slice(&self.0)
-            .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&self.0).map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))
     }
 
     /// Like [`Body::json`], but an empty body means `T::default()`.
     pub fn json_or_default<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
-            Ok(T::default())
-        } else {
-            self.json()
-        }
+        if self.0.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { self.json() }
     }
 }
 
@@ -82,9 +72,7 @@ pub fn idempotency(
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = raw
-        .to_str()
-        .map_err(|_| ServiceError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    let key = raw.to_str().map_err(|_| ServiceError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     let mut fingerprint = Vec::with_capacity(route.len() + target.len() + body.len() + 4);
     fingerprint.extend_from_slice(route.as_bytes());
     fingerprint.push(0);
@@ -92,10 +80,7 @@ pub fn idempotency(
     fingerprint.push(0);
     fingerprint.push(u8::from(gpc(headers)));
     fingerprint.extend_from_slice(body);
-    Ok(Some(assent_service::consents::Idempotency::new(
-        key,
-        sha256(&fingerprint),
-    )?))
+    Ok(Some(assent_service::consents::Idempotency::new(key, sha256(&fingerprint))?))
 }
 
 /// Whether the request carries the Global Privacy Control signal (`Sec-GPC: 1`, exactly).
@@ -106,10 +91,7 @@ pub fn gpc(headers: &HeaderMap) -> bool {
 /// Runs a state change to completion even if the client disconnects. Once a write may have
 /// reached the ledger, this node's memory must learn of it, or its decisions would disagree with
 /// the ledger; a dropped request future would stop between the two.
-pub async fn to_completion<S, T, F>(
-    state: &AppState<S>,
-    change: impl FnOnce(AppState<S>) -> F,
-) -> Result<T, ApiError>
+pub async fn to_completion<S, T, F>(state: &AppState<S>, change: impl FnOnce(AppState<S>) -> F) -> Result<T, ApiError>
 where
     S: Store,
     T: Send + 'static,

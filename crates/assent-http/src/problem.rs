@@ -17,28 +17,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            slug,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, slug, title, detail: detail.into(), errors: Vec::new() }
     }
 
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-request",
-            "Malformed request",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
     }
 
     pub fn too_large() -> Self {
@@ -85,13 +69,9 @@ impl From<ServiceError> for ApiError {
                 StatusCode::CONFLICT,
                 "idempotency-key-reused",
                 "Idempotency key reused with a different request",
-                format!(
-                    "idempotency key `{key}` was first used with a different request; use a new key"
-                ),
+                format!("idempotency key `{key}` was first used with a different request; use a new key"),
             ),
-            ServiceError::Conflict(detail) => {
-                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
-            }
+            ServiceError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             ServiceError::Store(e) => {
                 // Internals stay in the log; the client learns only that it failed and that
                 // nothing was acknowledged.
@@ -99,14 +79,10 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %chain, "storage failure");
                 let busy = matches!(e, StoreError::Backend(_));
                 Self::new(
-                    if busy {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    },
+                    if busy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR },
                     "storage",
                     "Storage failed",
-                    "the request was not recorded; retry later",
+                    "the request may not have been recorded; retry it with the same Idempotency-Key",
                 )
             }
         }
@@ -146,14 +122,9 @@ impl IntoResponse for ApiError {
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

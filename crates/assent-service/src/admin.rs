@@ -43,10 +43,7 @@ fn parse_languages(raw: &[String], errors: &mut ValidationErrors) -> Vec<Languag
     for (i, l) in raw.iter().enumerate() {
         match Language::parse(l) {
             Ok(l) if !out.contains(&l) => out.push(l),
-            Ok(_) => errors.push(
-                format!("languages[{i}]"),
-                format!("language `{l}` is listed twice"),
-            ),
+            Ok(_) => errors.push(format!("languages[{i}]"), format!("language `{l}` is listed twice")),
             Err(e) => errors.push(format!("languages[{i}]"), e),
         }
     }
@@ -57,13 +54,8 @@ fn parse_profiles(raw: &[String], errors: &mut ValidationErrors) -> Vec<String> 
     let mut out: Vec<String> = Vec::new();
     for (i, p) in raw.iter().enumerate() {
         if !KNOWN_PROFILES.contains(&p.as_str()) {
-            errors.push(
-                format!("profiles[{i}]"),
-                format!(
-                    "unknown profile `{p}`; known: {}",
-                    KNOWN_PROFILES.join(", ")
-                ),
-            );
+            errors
+                .push(format!("profiles[{i}]"), format!("unknown profile `{p}`; known: {}", KNOWN_PROFILES.join(", ")));
         } else if !out.contains(p) {
             out.push(p.clone());
         }
@@ -91,38 +83,20 @@ impl<S: Store> Assent<S> {
         let mut errors = ValidationErrors::default();
         let id = assent_core::id::parse_field(&mut errors, "id", id, ControllerId::parse);
         check_name(name, &mut errors);
-        let default_languages: Vec<String> =
-            DEFAULT_LANGUAGES.iter().map(|s| (*s).to_owned()).collect();
-        let languages = parse_languages(
-            if languages.is_empty() {
-                &default_languages
-            } else {
-                languages
-            },
-            &mut errors,
-        );
+        let default_languages: Vec<String> = DEFAULT_LANGUAGES.iter().map(|s| (*s).to_owned()).collect();
+        let languages = parse_languages(if languages.is_empty() { &default_languages } else { languages }, &mut errors);
         let profiles = parse_profiles(profiles, &mut errors);
         let Some(id) = id else {
             return Err(errors.into());
         };
         errors.into_result(())?;
-        let controller = Controller {
-            id: id.clone(),
-            name: name.trim().to_owned(),
-            languages,
-            profiles,
-            created_at: self.now(),
-        };
-        self.store
-            .create_controller(controller.clone())
-            .await
-            .map_err(|e| match e {
-                StoreError::AlreadyExists(_) => {
-                    ServiceError::Conflict(format!("controller `{id}` already exists"))
-                }
-                other => other.into(),
-            })?;
-        self.load_controller(id).await?;
+        let controller =
+            Controller { id: id.clone(), name: name.trim().to_owned(), languages, profiles, created_at: self.now() };
+        self.store.create_controller(controller.clone()).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => ServiceError::Conflict(format!("controller `{id}` already exists")),
+            other => other.into(),
+        })?;
+        self.controller(&id).await?;
         Ok(ControllerView::from(&controller))
     }
 
@@ -137,6 +111,8 @@ impl<S: Store> Assent<S> {
         patch: ControllerPatch,
     ) -> ServiceResult<ControllerView> {
         principal.require(assent_store::Scope::Admin)?;
+        // Read-modify-write of the whole record: serialise it with other settings changes.
+        let _guard = principal.controller.catalog_writes.lock().await;
         let mut updated = read(&principal.controller.info).clone();
         let mut errors = ValidationErrors::default();
         if let Some(name) = &patch.name {

@@ -36,11 +36,7 @@ impl Principal {
 impl<S: Store> Assent<S> {
     /// Creates a key for `controller` with `scopes` and returns its secret, which is never
     /// stored and cannot be shown again.
-    pub async fn create_api_key(
-        &self,
-        controller: &ControllerId,
-        scopes: Vec<Scope>,
-    ) -> ServiceResult<String> {
+    pub async fn create_api_key(&self, controller: &ControllerId, scopes: Vec<Scope>) -> ServiceResult<String> {
         if scopes.is_empty() {
             return Err(ServiceError::invalid("scope", "give at least one scope"));
         }
@@ -55,15 +51,10 @@ impl<S: Store> Assent<S> {
             scopes,
             created_at: self.now(),
         };
-        self.store
-            .create_api_key(record)
-            .await
-            .map_err(|e| match e {
-                assent_store::StoreError::NotFound(_) => {
-                    ServiceError::NotFound(format!("controller `{controller}`"))
-                }
-                other => other.into(),
-            })?;
+        self.store.create_api_key(record).await.map_err(|e| match e {
+            assent_store::StoreError::NotFound(_) => ServiceError::NotFound(format!("controller `{controller}`")),
+            other => other.into(),
+        })?;
         Ok(secret)
     }
 
@@ -77,29 +68,16 @@ impl<S: Store> Assent<S> {
         let key = match cached {
             Some(key) => key,
             None => {
-                let record = self
-                    .store
-                    .find_api_key(hash)
-                    .await?
-                    .ok_or(ServiceError::Unauthenticated)?;
-                let key = CachedKey {
-                    controller: record.controller,
-                    scopes: record.scopes,
-                };
+                let record = self.store.find_api_key(hash).await?.ok_or(ServiceError::Unauthenticated)?;
+                let key = CachedKey { controller: record.controller, scopes: record.scopes };
                 write(&self.keys).insert(hash, key.clone());
                 key
             }
         };
-        let controller = self
-            .controller(&key.controller)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::Unauthenticated,
-                other => other,
-            })?;
-        Ok(Principal {
-            controller,
-            scopes: key.scopes,
-        })
+        let controller = self.controller(&key.controller).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::Unauthenticated,
+            other => other,
+        })?;
+        Ok(Principal { controller, scopes: key.scopes })
     }
 }

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use assent_core::catalog::{ConsentModel, NoticeContent, NoticeText, NoticeVersion, Recipient};
 use assent_core::event::NoticePublication;
-use assent_core::{
-    DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, ValidationErrors,
-};
+use assent_core::{DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, ValidationErrors};
 use assent_store::{AppendBatch, NewEntry, Scope, Store, StoreError};
 
 use crate::memory::{CatalogView, PurposeView, read, write};
@@ -136,22 +134,14 @@ fn parse_model(raw: Option<&str>) -> Result<ConsentModel, String> {
         None | Some("opt-in") => Ok(ConsentModel::OptIn),
         Some("opt-out") => Ok(ConsentModel::OptOut),
         Some("necessary") => Ok(ConsentModel::Necessary),
-        Some(other) => Err(format!(
-            "model `{other}` must be `opt-in`, `opt-out` or `necessary`"
-        )),
+        Some(other) => Err(format!("model `{other}` must be `opt-in`, `opt-out` or `necessary`")),
     }
 }
 
 impl<S: Store> Assent<S> {
     pub fn data_categories(&self, principal: &Principal) -> ServiceResult<Vec<DataCategory>> {
         principal.require(Scope::Catalog)?;
-        Ok(principal
-            .controller
-            .catalog()
-            .data_categories
-            .values()
-            .cloned()
-            .collect())
+        Ok(principal.controller.catalog().data_categories.values().cloned().collect())
     }
 
     pub async fn put_data_category(
@@ -169,10 +159,7 @@ impl<S: Store> Assent<S> {
         let descriptions = parse_language_map(&input.descriptions, "descriptions", &mut errors);
         for language in &read(&handle.info).languages {
             if names.get(language).is_none_or(|n| n.trim().is_empty()) {
-                errors.push(
-                    format!("names.{language}"),
-                    "is required and must not be empty",
-                );
+                errors.push(format!("names.{language}"), "is required and must not be empty");
             }
         }
         let catalog = handle.catalog();
@@ -180,9 +167,7 @@ impl<S: Store> Assent<S> {
             && input.personal
         {
             for view in catalog.purposes.values() {
-                if view.purpose.model == ConsentModel::OptOut
-                    && view.purpose.data_categories.contains(id)
-                {
+                if view.purpose.model == ConsentModel::OptOut && view.purpose.data_categories.contains(id) {
                     errors.push(
                         "personal",
                         format!(
@@ -197,15 +182,8 @@ impl<S: Store> Assent<S> {
             return Err(errors.into());
         };
         errors.into_result(())?;
-        let category = DataCategory {
-            id: id.clone(),
-            personal: input.personal,
-            names,
-            descriptions,
-        };
-        self.store
-            .put_data_category(handle.id(), category.clone())
-            .await?;
+        let category = DataCategory { id: id.clone(), personal: input.personal, names, descriptions };
+        self.store.put_data_category(handle.id(), category.clone()).await?;
         let mut next = (*catalog).clone();
         next.data_categories.insert(id, category.clone());
         *write(&handle.catalog) = Arc::new(next);
@@ -214,13 +192,7 @@ impl<S: Store> Assent<S> {
 
     pub fn purposes(&self, principal: &Principal) -> ServiceResult<Vec<PurposeOut>> {
         principal.require(Scope::Catalog)?;
-        Ok(principal
-            .controller
-            .catalog()
-            .purposes
-            .values()
-            .map(PurposeOut::from)
-            .collect())
+        Ok(principal.controller.catalog().purposes.values().map(PurposeOut::from).collect())
     }
 
     pub fn purpose(&self, principal: &Principal, id: &str) -> ServiceResult<PurposeOut> {
@@ -232,51 +204,30 @@ impl<S: Store> Assent<S> {
             .ok_or_else(|| ServiceError::NotFound(format!("purpose `{id}`")))
     }
 
-    pub fn notice_version(
-        &self,
-        principal: &Principal,
-        id: &str,
-        version: u32,
-    ) -> ServiceResult<NoticeVersionOut> {
+    pub fn notice_version(&self, principal: &Principal, id: &str, version: u32) -> ServiceResult<NoticeVersionOut> {
         principal.require(Scope::Catalog)?;
         let catalog = principal.controller.catalog();
         PurposeId::parse(id)
             .ok()
-            .and_then(|id| {
-                catalog
-                    .purposes
-                    .get(&id)
-                    .and_then(|p| p.version(version))
-                    .map(NoticeVersionOut::from)
-            })
+            .and_then(|id| catalog.purposes.get(&id).and_then(|p| p.version(version)).map(NoticeVersionOut::from))
             .ok_or_else(|| ServiceError::NotFound(format!("version {version} of purpose `{id}`")))
     }
 
-    pub async fn put_purpose(
-        &self,
-        principal: &Principal,
-        id: &str,
-        input: PurposeInput,
-    ) -> ServiceResult<PurposeOut> {
+    pub async fn put_purpose(&self, principal: &Principal, id: &str, input: PurposeInput) -> ServiceResult<PurposeOut> {
         principal.require(Scope::Catalog)?;
         let handle = &principal.controller;
         let _guard = handle.catalog_writes.lock().await;
         let mut errors = ValidationErrors::default();
         let id = assent_core::id::parse_field(&mut errors, "id", id, PurposeId::parse);
-        let model = assent_core::id::parse_field(
-            &mut errors,
-            "model",
-            input.model.as_deref().unwrap_or("opt-in"),
-            |m| parse_model(Some(m)),
-        );
+        let model =
+            assent_core::id::parse_field(&mut errors, "model", input.model.as_deref().unwrap_or("opt-in"), |m| {
+                parse_model(Some(m))
+            });
         let mut categories = Vec::new();
         for (i, raw) in input.data_categories.iter().enumerate() {
-            if let Some(c) = assent_core::id::parse_field(
-                &mut errors,
-                &format!("data_categories[{i}]"),
-                raw,
-                DataCategoryId::parse,
-            ) && !categories.contains(&c)
+            if let Some(c) =
+                assent_core::id::parse_field(&mut errors, &format!("data_categories[{i}]"), raw, DataCategoryId::parse)
+                && !categories.contains(&c)
             {
                 categories.push(c);
             }
@@ -297,11 +248,7 @@ impl<S: Store> Assent<S> {
         purpose.validate(&catalog.data_categories)?;
         self.store.put_purpose(handle.id(), purpose.clone()).await?;
         let mut next: CatalogView = (*catalog).clone();
-        let versions = next
-            .purposes
-            .remove(&id)
-            .map(|v| v.versions)
-            .unwrap_or_default();
+        let versions = next.purposes.remove(&id).map(|v| v.versions).unwrap_or_default();
         let view = PurposeView { purpose, versions };
         let out = PurposeOut::from(&view);
         next.purposes.insert(id, view);

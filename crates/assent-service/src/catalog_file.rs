@@ -112,9 +112,7 @@ impl<S: Store> Assent<S> {
                 .map_err(|e| prefix(e, &format!("data_categories[{i}]")))?;
         }
         for (i, p) in file.purposes.iter().enumerate() {
-            self.put_purpose(&principal, &p.id, p.body())
-                .await
-                .map_err(|e| prefix(e, &format!("purposes[{i}]")))?;
+            self.put_purpose(&principal, &p.id, p.body()).await.map_err(|e| prefix(e, &format!("purposes[{i}]")))?;
             if !self.notice_is_current(&principal, &p.id, &p.notice) {
                 let published = self
                     .publish_notice(&principal, &p.id, p.notice.clone())
@@ -126,27 +124,17 @@ impl<S: Store> Assent<S> {
         Ok(report)
     }
 
-    fn notice_is_current(
-        &self,
-        principal: &Principal,
-        purpose: &str,
-        notice: &NoticeInput,
-    ) -> bool {
+    fn notice_is_current(&self, principal: &Principal, purpose: &str, notice: &NoticeInput) -> bool {
         let catalog = principal.controller.catalog();
-        let Some(view) = assent_core::PurposeId::parse(purpose)
-            .ok()
-            .and_then(|id| catalog.purposes.get(&id).cloned())
+        let Some(view) = assent_core::PurposeId::parse(purpose).ok().and_then(|id| catalog.purposes.get(&id).cloned())
         else {
             return false;
         };
         let Some(current) = view.current_version() else {
             return false;
         };
-        let texts: Option<BTreeMap<Language, _>> = notice
-            .texts
-            .iter()
-            .map(|(l, t)| Language::parse(l).ok().map(|l| (l, t.clone())))
-            .collect();
+        let texts: Option<BTreeMap<Language, _>> =
+            notice.texts.iter().map(|(l, t)| Language::parse(l).ok().map(|l| (l, t.clone()))).collect();
         let Some(texts) = texts else { return false };
         let content = NoticeContent {
             texts,

@@ -6,12 +6,9 @@ use assent_core::crypto::{evidence_commitment, to_hex};
 use assent_core::encoding::canonical_json;
 use assent_core::event::{ConsentEvent, Method, parse_jurisdiction};
 use assent_core::{
-    Action, ConsentModel, ConsentState, Language, LedgerEntry, PurposeId, SubjectId, Timestamp,
-    ValidationErrors,
+    Action, ConsentModel, ConsentState, Language, LedgerEntry, PurposeId, SubjectId, Timestamp, ValidationErrors,
 };
-use assent_store::{
-    AppendBatch, IdempotencyClaim, IdempotencyRecord, NewEntry, Scope, Store, StoreError,
-};
+use assent_store::{AppendBatch, IdempotencyClaim, IdempotencyRecord, NewEntry, Scope, Store, StoreError};
 
 use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, read, write};
 use crate::{Assent, Principal, ServiceError, ServiceResult, new_subject};
@@ -62,15 +59,9 @@ impl Idempotency {
     /// Keys are 1 to 255 visible ASCII characters.
     pub fn new(key: &str, request_hash: [u8; 32]) -> ServiceResult<Self> {
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ServiceError::invalid(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            ));
+            return Err(ServiceError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
         }
-        Ok(Self {
-            key: key.to_owned(),
-            request_hash,
-        })
+        Ok(Self { key: key.to_owned(), request_hash })
     }
 }
 
@@ -129,23 +120,16 @@ fn parse_common(
     language: Option<&str>,
     errors: &mut ValidationErrors,
 ) -> Option<Common> {
-    let method = assent_core::id::parse_field(
-        errors,
-        "method",
-        method.unwrap_or("api"),
-        Method::parse_client,
-    );
+    let method = assent_core::id::parse_field(errors, "method", method.unwrap_or("api"), Method::parse_client);
     let evidence = match evidence {
         None | Some(serde_json::Value::Null) => Some(None),
         Some(v @ serde_json::Value::Object(_)) => {
             if contains_fraction(v) {
-                errors.push("evidence", "numbers in evidence must be integers");
+                errors.push("evidence", "numbers in evidence must be whole numbers between -(2^53-1) and 2^53-1");
                 None
             } else {
                 // Canonical form, so the commitment does not depend on key order or spacing.
-                Some(Some(
-                    String::from_utf8_lossy(&canonical_json(v)).into_owned(),
-                ))
+                Some(Some(String::from_utf8_lossy(&canonical_json(v)).into_owned()))
             }
         }
         Some(_) => {
@@ -155,25 +139,20 @@ fn parse_common(
     };
     let jurisdiction = match jurisdiction {
         None => Some(None),
-        Some(j) => {
-            assent_core::id::parse_field(errors, "jurisdiction", j, parse_jurisdiction).map(Some)
-        }
+        Some(j) => assent_core::id::parse_field(errors, "jurisdiction", j, parse_jurisdiction).map(Some),
     };
     let language = match language {
         None => Some(None),
         Some(l) => assent_core::id::parse_field(errors, "language", l, Language::parse).map(Some),
     };
-    Some(Common {
-        method: method?,
-        jurisdiction: jurisdiction?,
-        language: language?,
-        evidence: evidence?,
-    })
+    Some(Common { method: method?, jurisdiction: jurisdiction?, language: language?, evidence: evidence? })
 }
 
 fn contains_fraction(v: &serde_json::Value) -> bool {
     match v {
-        serde_json::Value::Number(n) => !(n.is_i64() || n.is_u64()),
+        // RFC 8785 prints numbers as IEEE doubles: only integers a double holds exactly hash
+        // the same in every JCS implementation.
+        serde_json::Value::Number(n) => n.as_i64().is_none_or(|i| i.unsigned_abs() >= (1 << 53)),
         serde_json::Value::Array(items) => items.iter().any(contains_fraction),
         serde_json::Value::Object(map) => map.values().any(contains_fraction),
         _ => false,
@@ -182,21 +161,11 @@ fn contains_fraction(v: &serde_json::Value) -> bool {
 
 fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, ValidationErrors> {
     let mut errors = ValidationErrors::default();
-    let subject =
-        assent_core::id::parse_field(&mut errors, "subject", &input.subject, SubjectId::parse);
-    let action =
-        assent_core::id::parse_field(
-            &mut errors,
-            "action",
-            &input.action,
-            |a| match Action::parse(a) {
-                Ok(Action::Expire) => Err(
-                    "action `expire` is recorded by Assent itself; send `grant` or `withdraw`"
-                        .into(),
-                ),
-                other => other,
-            },
-        );
+    let subject = assent_core::id::parse_field(&mut errors, "subject", &input.subject, SubjectId::parse);
+    let action = assent_core::id::parse_field(&mut errors, "action", &input.action, |a| match Action::parse(a) {
+        Ok(Action::Expire) => Err("action `expire` is recorded by Assent itself; send `grant` or `withdraw`".into()),
+        other => other,
+    });
     let view = match PurposeId::parse(&input.purpose) {
         Err(e) => {
             errors.push("purpose", e);
@@ -214,25 +183,15 @@ fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, Vali
         if view.purpose.model == ConsentModel::Necessary {
             errors.push(
                 "purpose",
-                format!(
-                    "purpose `{}` is necessary for the service and takes no consent",
-                    view.purpose.id
-                ),
+                format!("purpose `{}` is necessary for the service and takes no consent", view.purpose.id),
             );
         }
         match (action, input.version) {
-            (Some(Action::Grant), None) => errors.push(
-                "version",
-                "a grant must name the published notice version the customer saw",
-            ),
+            (Some(Action::Grant), None) => {
+                errors.push("version", "a grant must name the published notice version the customer saw")
+            }
             (_, Some(n)) if view.version(n).is_none() => {
-                errors.push(
-                    "version",
-                    format!(
-                        "version {n} of purpose `{}` is not published",
-                        view.purpose.id
-                    ),
-                );
+                errors.push("version", format!("version {n} of purpose `{}` is not published", view.purpose.id));
             }
             _ => {}
         }
@@ -245,18 +204,16 @@ fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, Vali
         &mut errors,
     );
     match (subject, action, view, common) {
-        (Some(subject), Some(action), Some(view), Some(common)) if errors.is_empty() => {
-            Ok(Planned {
-                subject,
-                purpose: view.purpose.id.clone(),
-                version: input.version,
-                action,
-                method: common.method,
-                jurisdiction: common.jurisdiction,
-                language: common.language,
-                evidence: common.evidence,
-            })
-        }
+        (Some(subject), Some(action), Some(view), Some(common)) if errors.is_empty() => Ok(Planned {
+            subject,
+            purpose: view.purpose.id.clone(),
+            version: input.version,
+            action,
+            method: common.method,
+            jurisdiction: common.jurisdiction,
+            language: common.language,
+            evidence: common.evidence,
+        }),
         _ => Err(errors),
     }
 }
@@ -269,20 +226,9 @@ fn state_out(catalog: &CatalogView, event: &ConsentEvent, seq: u64) -> StateOut 
             Action::Withdraw => assent_core::Status::Withdrawn,
             Action::Expire => assent_core::Status::Expired,
         },
-        |view| {
-            assent_core::decision::status(
-                &view.terms_at(Some(event.recorded_at)),
-                Some(&state),
-                event.recorded_at,
-            )
-        },
+        |view| assent_core::decision::status(&view.terms_at(Some(event.recorded_at)), Some(&state), event.recorded_at),
     );
-    StateOut {
-        purpose: event.purpose.clone(),
-        status,
-        version: event.version,
-        since: event.recorded_at,
-    }
+    StateOut { purpose: event.purpose.clone(), status, version: event.version, since: event.recorded_at }
 }
 
 fn recorded(catalog: &CatalogView, committed: &[Committed]) -> Vec<RecordedConsent> {
@@ -307,18 +253,14 @@ impl<S: Store> Assent<S> {
         principal.require(Scope::Collect)?;
         let catalog = principal.controller.catalog();
         let mut out = match self.replay(principal, idempotency.as_ref()).await? {
-            Some(committed) => recorded(&catalog, &committed),
+            Some(committed) => recorded(&principal.controller.catalog(), &committed),
             None => {
                 let planned = plan_one(&input, &catalog)?;
-                let committed = self
-                    .commit(&principal.controller, &catalog, vec![planned], idempotency)
-                    .await?;
-                recorded(&catalog, &committed)
+                let committed = self.commit(&principal.controller, &catalog, vec![planned], idempotency).await?;
+                recorded(&principal.controller.catalog(), &committed)
             }
         };
-        out.pop().ok_or_else(|| {
-            ServiceError::Conflict("idempotency key belongs to a request of another kind".into())
-        })
+        out.pop().ok_or_else(|| ServiceError::Conflict("idempotency key belongs to a request of another kind".into()))
     }
 
     /// Records up to [`MAX_BATCH`] choices, all or nothing.
@@ -331,13 +273,10 @@ impl<S: Store> Assent<S> {
         principal.require(Scope::Collect)?;
         let catalog = principal.controller.catalog();
         if let Some(committed) = self.replay(principal, idempotency.as_ref()).await? {
-            return Ok(recorded(&catalog, &committed));
+            return Ok(recorded(&principal.controller.catalog(), &committed));
         }
         if inputs.is_empty() || inputs.len() > MAX_BATCH {
-            return Err(ServiceError::invalid(
-                "events",
-                format!("send 1 to {MAX_BATCH} events, got {}", inputs.len()),
-            ));
+            return Err(ServiceError::invalid("events", format!("send 1 to {MAX_BATCH} events, got {}", inputs.len())));
         }
         let mut errors = ValidationErrors::default();
         let mut planned = Vec::with_capacity(inputs.len());
@@ -348,10 +287,8 @@ impl<S: Store> Assent<S> {
             }
         }
         errors.into_result(())?;
-        let committed = self
-            .commit(&principal.controller, &catalog, planned, idempotency)
-            .await?;
-        Ok(recorded(&catalog, &committed))
+        let committed = self.commit(&principal.controller, &catalog, planned, idempotency).await?;
+        Ok(recorded(&principal.controller.catalog(), &committed))
     }
 
     /// Withdraws every purpose the subject has granted, in one call. With `gpc`, also records
@@ -366,13 +303,10 @@ impl<S: Store> Assent<S> {
     ) -> ServiceResult<WithdrawAllOut> {
         principal.require(Scope::Collect)?;
         if let Some(committed) = self.replay(principal, idempotency.as_ref()).await? {
-            return Ok(WithdrawAllOut {
-                withdrawn: committed.into_iter().map(|c| c.event.purpose).collect(),
-            });
+            return Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() });
         }
         let mut errors = ValidationErrors::default();
-        let subject =
-            assent_core::id::parse_field(&mut errors, "subject", subject, SubjectId::parse);
+        let subject = assent_core::id::parse_field(&mut errors, "subject", subject, SubjectId::parse);
         let common = parse_common(
             input.method.as_deref(),
             input.evidence.as_ref(),
@@ -393,9 +327,7 @@ impl<S: Store> Assent<S> {
                 if view.purpose.model == ConsentModel::Necessary {
                     continue;
                 }
-                let last = entry
-                    .and_then(|e| e.state(&view.purpose.id))
-                    .map(|s| s.action);
+                let last = entry.and_then(|e| e.state(&view.purpose.id)).map(|s| s.action);
                 let method = if last == Some(Action::Grant) {
                     common.method
                 } else if gpc
@@ -418,12 +350,8 @@ impl<S: Store> Assent<S> {
                 });
             }
         }
-        let committed = self
-            .commit(&principal.controller, &catalog, planned, idempotency)
-            .await?;
-        Ok(WithdrawAllOut {
-            withdrawn: committed.into_iter().map(|c| c.event.purpose).collect(),
-        })
+        let committed = self.commit(&principal.controller, &catalog, planned, idempotency).await?;
+        Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() })
     }
 
     /// If `idempotency` names a key already used, returns the events of its first use (same
@@ -437,16 +365,9 @@ impl<S: Store> Assent<S> {
             return Ok(None);
         };
         let controller = principal.controller.id();
-        match self
-            .store
-            .find_idempotency(controller, idem.key.clone())
-            .await?
-        {
+        match self.store.find_idempotency(controller, idem.key.clone()).await? {
             None => Ok(None),
-            Some(record) => self
-                .replay_record(&principal.controller, idem, record)
-                .await
-                .map(Some),
+            Some(record) => self.replay_record(&principal.controller, idem, record).await.map(Some),
         }
     }
 
@@ -459,31 +380,24 @@ impl<S: Store> Assent<S> {
         if record.request_hash != idem.request_hash {
             return Err(ServiceError::IdempotencyMismatch(idem.key.clone()));
         }
-        let entries = self
-            .store
-            .entries(
-                handle.id(),
-                record.first_seq,
-                record.first_seq + record.count,
-            )
-            .await?;
-        entries
+        let entries = self.store.entries(handle.id(), record.first_seq, record.first_seq + record.count).await?;
+        let committed = entries
             .into_iter()
-            .map(
-                |stored| match assent_core::encoding::decode(&stored.bytes) {
-                    Ok(LedgerEntry::Consent(event)) => Ok(Committed {
-                        seq: stored.seq,
-                        event,
-                        leaf_hash: stored.leaf_hash,
-                    }),
-                    Ok(_) => Err(ServiceError::Store(StoreError::Corrupt(format!(
-                        "entry {} is not a consent event",
-                        stored.seq
-                    )))),
-                    Err(e) => Err(ServiceError::Store(StoreError::Corrupt(e.to_string()))),
-                },
-            )
-            .collect()
+            .map(|stored| match assent_core::encoding::decode(&stored.bytes) {
+                Ok(LedgerEntry::Consent(event)) => {
+                    Ok(Committed { seq: stored.seq, event, leaf_hash: stored.leaf_hash })
+                }
+                Ok(_) => Err(ServiceError::Store(StoreError::Corrupt(format!(
+                    "entry {} is not a consent event",
+                    stored.seq
+                )))),
+                Err(e) => Err(ServiceError::Store(StoreError::Corrupt(e.to_string()))),
+            })
+            .collect::<ServiceResult<Vec<_>>>()?;
+        // The first request may have committed without reaching memory yet: a replayed 2xx
+        // promises read-your-writes as much as the first one did.
+        apply_committed(handle, &committed);
+        Ok(committed)
     }
 
     /// Turns planned choices into ledger entries, appends them atomically, and applies the
@@ -506,17 +420,10 @@ impl<S: Store> Assent<S> {
                 if !subjects.by_id.contains_key(&p.subject) {
                     let record = new_subject(p.subject.clone(), subjects.next_number, now)?;
                     subjects.next_number += 1;
+                    subjects.by_pseudonym.insert(record.pseudonym, p.subject.clone());
                     subjects
-                        .by_pseudonym
-                        .insert(record.pseudonym, p.subject.clone());
-                    subjects.by_id.insert(
-                        p.subject.clone(),
-                        SubjectEntry {
-                            record,
-                            persisted: false,
-                            states: Vec::new(),
-                        },
-                    );
+                        .by_id
+                        .insert(p.subject.clone(), SubjectEntry { record, persisted: false, states: Vec::new() });
                 }
                 let Some(entry) = subjects.by_id.get(&p.subject) else {
                     continue;
@@ -524,16 +431,11 @@ impl<S: Store> Assent<S> {
                 if !entry.persisted && queued.insert(p.subject.clone()) {
                     new_subjects.push(entry.record.clone());
                 }
-                let version = p
-                    .version
-                    .or_else(|| entry.state(&p.purpose).and_then(|s| s.version));
-                let notice_hash = version
-                    .and_then(|n| catalog.purposes.get(&p.purpose).and_then(|v| v.version(n)))
-                    .map(|v| v.hash);
-                let evidence_hash = p
-                    .evidence
-                    .as_ref()
-                    .map(|e| evidence_commitment(&entry.record.secret, e.as_bytes()));
+                let version = p.version.or_else(|| entry.state(&p.purpose).and_then(|s| s.version));
+                let notice_hash =
+                    version.and_then(|n| catalog.purposes.get(&p.purpose).and_then(|v| v.version(n))).map(|v| v.hash);
+                let evidence_hash =
+                    p.evidence.as_ref().map(|e| evidence_commitment(&entry.record.secret, e.as_bytes()));
                 let event = ConsentEvent {
                     controller: controller.clone(),
                     subject: entry.record.pseudonym,
@@ -552,24 +454,13 @@ impl<S: Store> Assent<S> {
         }
         let entries: Vec<NewEntry> = events
             .into_iter()
-            .map(|(event, evidence, number)| {
-                NewEntry::new(LedgerEntry::Consent(event), evidence).with_subject(number)
-            })
+            .map(|(event, evidence, number)| NewEntry::new(LedgerEntry::Consent(event), evidence).with_subject(number))
             .collect();
         if entries.is_empty() && idempotency.is_none() {
             return Ok(Vec::new());
         }
-        let claim = idempotency.as_ref().map(|i| IdempotencyClaim {
-            key: i.key.clone(),
-            request_hash: i.request_hash,
-        });
-        let batch = AppendBatch {
-            controller,
-            new_subjects,
-            entries,
-            notice_versions: vec![],
-            idempotency: claim,
-        };
+        let claim = idempotency.as_ref().map(|i| IdempotencyClaim { key: i.key.clone(), request_hash: i.request_hash });
+        let batch = AppendBatch { controller, new_subjects, entries, notice_versions: vec![], idempotency: claim };
         let appended = match self.store.append(batch.clone()).await {
             Ok(a) => a,
             Err(StoreError::IdempotencyKeyUsed(record)) => {
@@ -586,11 +477,7 @@ impl<S: Store> Assent<S> {
             .into_iter()
             .zip(appended.first_seq..)
             .filter_map(|(new, seq)| match new.entry {
-                LedgerEntry::Consent(event) => Some(Committed {
-                    seq,
-                    event,
-                    leaf_hash: new.leaf_hash,
-                }),
+                LedgerEntry::Consent(event) => Some(Committed { seq, event, leaf_hash: new.leaf_hash }),
                 LedgerEntry::Notice(_) => None,
             })
             .collect();
@@ -601,13 +488,21 @@ impl<S: Store> Assent<S> {
                     entry.persisted = true;
                 }
             }
-            for c in &committed {
-                let owner = subjects.by_pseudonym.get(&c.event.subject).cloned();
-                if let Some(entry) = owner.and_then(|id| subjects.by_id.get_mut(&id)) {
-                    entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
-                }
-            }
         }
+        apply_committed(handle, &committed);
         Ok(committed)
+    }
+}
+
+/// Applies committed events to memory. Safe to repeat: a committed event proves its subject's
+/// record committed with it, and the seq guard keeps the newest state.
+fn apply_committed(handle: &ControllerHandle, committed: &[Committed]) {
+    let mut subjects = write(&handle.subjects);
+    for c in committed {
+        let owner = subjects.by_pseudonym.get(&c.event.subject).cloned();
+        if let Some(entry) = owner.and_then(|id| subjects.by_id.get_mut(&id)) {
+            entry.persisted = true;
+            entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
+        }
     }
 }

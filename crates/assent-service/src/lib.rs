@@ -45,13 +45,12 @@ pub struct Assent<S: Store> {
     clock: Arc<dyn Clock>,
     controllers: RwLock<HashMap<ControllerId, Arc<ControllerHandle>>>,
     keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assent")
-            .field("controllers", &read(&self.controllers).len())
-            .finish_non_exhaustive()
+        f.debug_struct("Assent").field("controllers", &read(&self.controllers).len()).finish_non_exhaustive()
     }
 }
 
@@ -63,6 +62,7 @@ impl<S: Store> Assent<S> {
             clock,
             controllers: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
@@ -78,16 +78,14 @@ impl<S: Store> Assent<S> {
             clock,
             controllers: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
     /// An all-scopes principal for in-process callers that are trusted by construction (the
     /// CLI working on its own data directory), never for anything arriving over the network.
     pub async fn system_principal(&self, controller: &ControllerId) -> ServiceResult<Principal> {
-        Ok(Principal {
-            controller: self.controller(controller).await?,
-            scopes: vec![Scope::Admin],
-        })
+        Ok(Principal { controller: self.controller(controller).await?, scopes: vec![Scope::Admin] })
     }
 
     pub fn store(&self) -> &S {
@@ -106,22 +104,11 @@ impl<S: Store> Assent<S> {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("controller `{id}`")))?;
         let catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
-        let mut subjects = Subjects {
-            next_number: self.store.next_subject_number(id.clone()).await?,
-            ..Subjects::default()
-        };
+        let mut subjects =
+            Subjects { next_number: self.store.next_subject_number(id.clone()).await?, ..Subjects::default() };
         for record in self.store.load_subjects(id.clone()).await? {
-            subjects
-                .by_pseudonym
-                .insert(record.pseudonym, record.id.clone());
-            subjects.by_id.insert(
-                record.id.clone(),
-                SubjectEntry {
-                    record,
-                    persisted: true,
-                    states: Vec::new(),
-                },
-            );
+            subjects.by_pseudonym.insert(record.pseudonym, record.id.clone());
+            subjects.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states: Vec::new() });
         }
         for stored in self.store.load_states(id.clone()).await? {
             let owner = subjects.by_pseudonym.get(&stored.subject).cloned();
@@ -139,7 +126,16 @@ impl<S: Store> Assent<S> {
         let cached = read(&self.controllers).get(id).cloned();
         match cached {
             Some(handle) => Ok(handle),
-            None => self.load_controller(id.clone()).await,
+            None => {
+                // One load per controller: two handles for one controller would each hand out
+                // subject numbers and hold half of the state.
+                let _loading = self.loading.lock().await;
+                let cached = read(&self.controllers).get(id).cloned();
+                match cached {
+                    Some(handle) => Ok(handle),
+                    None => self.load_controller(id.clone()).await,
+                }
+            }
         }
     }
 
@@ -154,26 +150,14 @@ impl<S: Store> Assent<S> {
 pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|e| {
-        ServiceError::Store(assent_store::StoreError::Backend(
-            format!("no randomness available: {e}").into(),
-        ))
+        ServiceError::Store(assent_store::StoreError::Backend(format!("no randomness available: {e}").into()))
     })?;
     Ok(out)
 }
 
 /// A fresh subject record with a random secret.
-pub(crate) fn new_subject(
-    id: SubjectId,
-    number: u64,
-    now: Timestamp,
-) -> ServiceResult<SubjectRecord> {
+pub(crate) fn new_subject(id: SubjectId, number: u64, now: Timestamp) -> ServiceResult<SubjectRecord> {
     let secret: [u8; 32] = random_bytes()?;
     let pseudonym = Pseudonym(assent_core::crypto::subject_pseudonym(&secret, id.as_str()));
-    Ok(SubjectRecord {
-        number,
-        id,
-        secret,
-        pseudonym,
-        created_at: now,
-    })
+    Ok(SubjectRecord { number, id, secret, pseudonym, created_at: now })
 }

@@ -9,21 +9,17 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use assent_core::catalog::NoticeVersion;
 use assent_core::decision::PurposeTerms;
 use assent_core::event::Pseudonym;
-use assent_core::{
-    ConsentState, DataCategory, DataCategoryId, Purpose, PurposeId, SubjectId, Timestamp,
-};
+use assent_core::{ConsentState, DataCategory, DataCategoryId, Purpose, PurposeId, SubjectId, Timestamp};
 use assent_store::{CatalogSnapshot, Controller, SubjectRecord};
 
 /// Reads through a poisoned lock: every writer leaves the maps consistent between statements,
 /// so a panic elsewhere must not take decisions down with it.
 pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A controller's catalog, with what decisions need precomputed.
@@ -53,22 +49,15 @@ impl PurposeView {
     /// response describes the state as it was.
     pub fn terms_at(&self, at: Option<Timestamp>) -> PurposeTerms<'_> {
         let visible = |v: &&NoticeVersion| at.is_none_or(|t| v.published_at <= t);
-        PurposeTerms {
-            purpose: &self.purpose,
-            current_version: self
-                .versions
-                .iter()
-                .filter(visible)
-                .map(|v| v.version)
-                .max(),
-            last_material_version: self
-                .versions
-                .iter()
-                .filter(visible)
-                .filter(|v| v.content.material)
-                .map(|v| v.version)
-                .max(),
-        }
+        let current_version = self.versions.iter().filter(visible).map(|v| v.version).max();
+        let declared = self.versions.iter().filter(visible).filter(|v| v.content.material).map(|v| v.version).max();
+        // If the purpose's terms were widened after a version was published (a new data
+        // category, say), that version no longer describes them: grants up to it are stale, as
+        // if a material version had followed it. When even the newest version is stale, every
+        // grant is, until a new notice is published and accepted.
+        let widened =
+            self.versions.iter().filter(visible).filter(|v| !v.covers(&self.purpose)).map(|v| v.version + 1).max();
+        PurposeTerms { purpose: &self.purpose, current_version, last_material_version: declared.max(widened) }
     }
 
     pub fn terms(&self) -> PurposeTerms<'_> {
@@ -87,10 +76,7 @@ impl CatalogView {
                 (id, PurposeView { purpose, versions })
             })
             .collect();
-        Self {
-            data_categories: snapshot.data_categories,
-            purposes,
-        }
+        Self { data_categories: snapshot.data_categories, purposes }
     }
 }
 
@@ -105,10 +91,7 @@ pub struct SubjectEntry {
 
 impl SubjectEntry {
     pub fn state(&self, purpose: &PurposeId) -> Option<&ConsentState> {
-        self.states
-            .iter()
-            .find(|(p, _)| p == purpose)
-            .map(|(_, s)| s)
+        self.states.iter().find(|(p, _)| p == purpose).map(|(_, s)| s)
     }
 
     /// Applies a state if it is newer than what is held (see `ConsentState::supersedes`).

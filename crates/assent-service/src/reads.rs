@@ -46,10 +46,7 @@ pub struct DecisionOut {
 
 impl From<Decision> for DecisionOut {
     fn from(d: Decision) -> Self {
-        Self {
-            allowed: d.allowed,
-            reason: d.reason,
-        }
+        Self { allowed: d.allowed, reason: d.reason }
     }
 }
 
@@ -63,21 +60,13 @@ fn unknown_subject() -> ServiceError {
 
 impl<S: Store> Assent<S> {
     /// Every purpose of the controller, asked or not, with the subject's standing on it.
-    pub fn subject_consents(
-        &self,
-        principal: &Principal,
-        subject: &str,
-    ) -> ServiceResult<SubjectConsents> {
+    pub fn subject_consents(&self, principal: &Principal, subject: &str) -> ServiceResult<SubjectConsents> {
         principal.require(Scope::Read)?;
         let subject_id = parse_subject(subject)?;
         let now = self.now();
         let catalog = principal.controller.catalog();
         let subjects = read(&principal.controller.subjects);
-        let entry = subjects
-            .by_id
-            .get(&subject_id)
-            .filter(|e| e.persisted)
-            .ok_or_else(unknown_subject)?;
+        let entry = subjects.by_id.get(&subject_id).filter(|e| e.persisted).ok_or_else(unknown_subject)?;
         let purposes = catalog
             .purposes
             .values()
@@ -96,18 +85,11 @@ impl<S: Store> Assent<S> {
                 }
             })
             .collect();
-        Ok(SubjectConsents {
-            subject: subject.to_owned(),
-            purposes,
-        })
+        Ok(SubjectConsents { subject: subject.to_owned(), purposes })
     }
 
     /// The subject's events, oldest first, read from the ledger itself.
-    pub async fn history(
-        &self,
-        principal: &Principal,
-        subject: &str,
-    ) -> ServiceResult<Vec<HistoryItem>> {
+    pub async fn history(&self, principal: &Principal, subject: &str) -> ServiceResult<Vec<HistoryItem>> {
         principal.require(Scope::Read)?;
         let subject_id = parse_subject(subject)?;
         let number = {
@@ -119,53 +101,35 @@ impl<S: Store> Assent<S> {
                 .map(|e| e.record.number)
                 .ok_or_else(unknown_subject)?
         };
-        let entries = self
-            .store
-            .subject_entries(principal.controller.id(), number)
-            .await?;
+        let entries = self.store.subject_entries(principal.controller.id(), number).await?;
         entries
             .into_iter()
-            .map(
-                |stored| match assent_core::encoding::decode(&stored.bytes) {
-                    Ok(LedgerEntry::Consent(e)) => Ok(HistoryItem {
-                        seq: stored.seq,
-                        purpose: e.purpose,
-                        version: e.version,
-                        action: e.action,
-                        method: e.method,
-                        recorded_at: e.recorded_at,
-                        notice_hash: e.notice_hash.map(|h| h.to_string()),
-                        leaf_hash: assent_core::crypto::to_hex(&stored.leaf_hash),
-                    }),
-                    Ok(_) => Err(StoreError::Corrupt(format!(
-                        "entry {} is not a consent event",
-                        stored.seq
-                    ))
-                    .into()),
-                    Err(e) => Err(StoreError::Corrupt(e.to_string()).into()),
-                },
-            )
+            .map(|stored| match assent_core::encoding::decode(&stored.bytes) {
+                Ok(LedgerEntry::Consent(e)) => Ok(HistoryItem {
+                    seq: stored.seq,
+                    purpose: e.purpose,
+                    version: e.version,
+                    action: e.action,
+                    method: e.method,
+                    recorded_at: e.recorded_at,
+                    notice_hash: e.notice_hash.map(|h| h.to_string()),
+                    leaf_hash: assent_core::crypto::to_hex(&stored.leaf_hash),
+                }),
+                Ok(_) => Err(StoreError::Corrupt(format!("entry {} is not a consent event", stored.seq)).into()),
+                Err(e) => Err(StoreError::Corrupt(e.to_string()).into()),
+            })
             .collect()
     }
 
     /// May the subject's data be used for the purpose, now? Unknown subject or purpose: no.
-    pub fn decide(
-        &self,
-        principal: &Principal,
-        subject: &str,
-        purpose: &str,
-    ) -> ServiceResult<DecisionOut> {
+    pub fn decide(&self, principal: &Principal, subject: &str, purpose: &str) -> ServiceResult<DecisionOut> {
         principal.require(Scope::Decide)?;
         let subject_id = parse_subject(subject)?;
         Ok(self.decide_unchecked(principal, &subject_id, purpose, self.now()))
     }
 
     /// Decides many checks in order.
-    pub fn decide_many(
-        &self,
-        principal: &Principal,
-        checks: &[(String, String)],
-    ) -> ServiceResult<Vec<DecisionOut>> {
+    pub fn decide_many(&self, principal: &Principal, checks: &[(String, String)]) -> ServiceResult<Vec<DecisionOut>> {
         principal.require(Scope::Decide)?;
         let mut errors = assent_core::ValidationErrors::default();
         let mut subjects = Vec::with_capacity(checks.len());
@@ -177,11 +141,7 @@ impl<S: Store> Assent<S> {
         }
         errors.into_result(())?;
         let now = self.now();
-        Ok(subjects
-            .iter()
-            .zip(checks)
-            .map(|(s, (_, p))| self.decide_unchecked(principal, s, p, now))
-            .collect())
+        Ok(subjects.iter().zip(checks).map(|(s, (_, p))| self.decide_unchecked(principal, s, p, now)).collect())
     }
 
     fn decide_unchecked(
@@ -192,18 +152,13 @@ impl<S: Store> Assent<S> {
         now: Timestamp,
     ) -> DecisionOut {
         let catalog = principal.controller.catalog();
-        let view = PurposeId::parse(purpose)
-            .ok()
-            .and_then(|id| catalog.purposes.get(&id));
+        let view = PurposeId::parse(purpose).ok().and_then(|id| catalog.purposes.get(&id));
         let Some(view) = view else {
             return decide(None, None, now).into();
         };
         let terms = view.terms();
         let subjects = read(&principal.controller.subjects);
-        let state = subjects
-            .by_id
-            .get(subject)
-            .and_then(|e| e.state(&view.purpose.id));
+        let state = subjects.by_id.get(subject).and_then(|e| e.state(&view.purpose.id));
         decide(Some(&terms), state, now).into()
     }
 }

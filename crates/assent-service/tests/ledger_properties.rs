@@ -28,25 +28,11 @@ const DAY: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Grant {
-        subject: usize,
-        purpose: usize,
-        latest: bool,
-    },
-    Withdraw {
-        subject: usize,
-        purpose: usize,
-    },
-    Publish {
-        purpose: usize,
-        material: bool,
-    },
-    WithdrawAll {
-        subject: usize,
-    },
-    Advance {
-        days: i64,
-    },
+    Grant { subject: usize, purpose: usize, latest: bool },
+    Withdraw { subject: usize, purpose: usize },
+    Publish { purpose: usize, material: bool },
+    WithdrawAll { subject: usize },
+    Advance { days: i64 },
     Restart,
 }
 
@@ -84,11 +70,7 @@ impl Model {
                     .iter()
                     .enumerate()
                     .any(|(i, material)| *material && u32::try_from(i + 1).unwrap() > granted);
-                if newer_material {
-                    "reconsent_required"
-                } else {
-                    "granted"
-                }
+                if newer_material { "reconsent_required" } else { "granted" }
             }
         }
     }
@@ -137,25 +119,17 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
 
 async fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
-        1_795_910_400_000,
-    )));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(1_795_910_400_000)));
     let mut service = open(dir.path(), clock.clone()).await;
     let id = ControllerId::parse("prop").unwrap();
-    service
-        .create_controller("prop", "Prop", &[], &[])
-        .await
-        .unwrap();
+    service.create_controller("prop", "Prop", &[], &[]).await.unwrap();
     let admin = service.system_principal(&id).await.unwrap();
     let category = DataCategoryInput {
         personal: true,
         names: BTreeMap::from([("en".into(), "d".into()), ("es".into(), "d".into())]),
         descriptions: BTreeMap::new(),
     };
-    service
-        .put_data_category(&admin, "data", category)
-        .await
-        .unwrap();
+    service.put_data_category(&admin, "data", category).await.unwrap();
     let mut model = Model::default();
     for p in PURPOSES {
         let input = PurposeInput {
@@ -164,10 +138,7 @@ async fn run(ops: Vec<Op>) {
             ..PurposeInput::default()
         };
         service.put_purpose(&admin, p, input).await.unwrap();
-        service
-            .publish_notice(&admin, p, notice(false))
-            .await
-            .unwrap();
+        service.publish_notice(&admin, p, notice(false)).await.unwrap();
         model.versions.push(vec![false]);
     }
 
@@ -175,11 +146,7 @@ async fn run(ops: Vec<Op>) {
         let now = clock.now_ms();
         let principal = service.system_principal(&id).await.unwrap();
         match op {
-            Op::Grant {
-                subject,
-                purpose,
-                latest,
-            } => {
+            Op::Grant { subject, purpose, latest } => {
                 let current = u32::try_from(model.versions[purpose].len()).unwrap();
                 let version = if latest { current } else { 1 };
                 let input = ConsentInput {
@@ -192,13 +159,8 @@ async fn run(ops: Vec<Op>) {
                     jurisdiction: Some("US-ME".into()),
                     language: Some("en".into()),
                 };
-                service
-                    .record_consent(&principal, input, None)
-                    .await
-                    .unwrap();
-                model
-                    .last
-                    .insert((subject, purpose), (true, Some(version), now));
+                service.record_consent(&principal, input, None).await.unwrap();
+                model.last.insert((subject, purpose), (true, Some(version), now));
             }
             Op::Withdraw { subject, purpose } => {
                 let input = ConsentInput {
@@ -211,29 +173,17 @@ async fn run(ops: Vec<Op>) {
                     jurisdiction: None,
                     language: None,
                 };
-                service
-                    .record_consent(&principal, input, None)
-                    .await
-                    .unwrap();
+                service.record_consent(&principal, input, None).await.unwrap();
                 let version = model.last.get(&(subject, purpose)).and_then(|l| l.1);
                 model.last.insert((subject, purpose), (false, version, now));
             }
             Op::Publish { purpose, material } => {
-                service
-                    .publish_notice(&principal, PURPOSES[purpose], notice(material))
-                    .await
-                    .unwrap();
+                service.publish_notice(&principal, PURPOSES[purpose], notice(material)).await.unwrap();
                 model.versions[purpose].push(material);
             }
             Op::WithdrawAll { subject } => {
                 let out = service
-                    .withdraw_all(
-                        &principal,
-                        &format!("s{subject}"),
-                        WithdrawAllInput::default(),
-                        false,
-                        None,
-                    )
+                    .withdraw_all(&principal, &format!("s{subject}"), WithdrawAllInput::default(), false, None)
                     .await
                     .unwrap();
                 let mut expected: Vec<&str> = Vec::new();
@@ -259,11 +209,7 @@ async fn run(ops: Vec<Op>) {
     let store = service.store();
     let size = store.ledger_size(id.clone()).await.unwrap();
     let entries = store.entries(id.clone(), 0, size).await.unwrap();
-    assert_eq!(
-        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        (0..size).collect::<Vec<_>>(),
-        "gapless from 0"
-    );
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>(), "gapless from 0");
     let decoded: Vec<_> = entries
         .iter()
         .map(|e| {
@@ -272,22 +218,10 @@ async fn run(ops: Vec<Op>) {
         })
         .collect();
     let rebuilt = fold(decoded.iter().map(|(s, e)| (*s, e)));
-    let stored: StateMap = store
-        .load_states(id.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| ((s.subject, s.purpose), s.state))
-        .collect();
-    assert_eq!(
-        rebuilt, stored,
-        "stored state is the projection of the ledger"
-    );
-    assert_eq!(
-        rebuilt,
-        live_states(&service, &id),
-        "live state is the projection of the ledger"
-    );
+    let stored: StateMap =
+        store.load_states(id.clone()).await.unwrap().into_iter().map(|s| ((s.subject, s.purpose), s.state)).collect();
+    assert_eq!(rebuilt, stored, "stored state is the projection of the ledger");
+    assert_eq!(rebuilt, live_states(&service, &id), "live state is the projection of the ledger");
 
     // Every decision matches the reference model.
     let principal = service.system_principal(&id).await.unwrap();

@@ -18,8 +18,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<
 }
 
 pub(crate) fn seq_to_sql(seq: u64) -> StoreResult<i64> {
-    i64::try_from(seq)
-        .map_err(|_| StoreError::Corrupt(format!("sequence number {seq} out of range")))
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} out of range")))
 }
 
 pub(crate) fn seq_from_sql(seq: i64) -> StoreResult<u64> {
@@ -27,15 +26,10 @@ pub(crate) fn seq_from_sql(seq: i64) -> StoreResult<u64> {
 }
 
 pub(crate) fn hash32(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
-pub(crate) fn load_states(
-    conn: &Connection,
-    controller: &ControllerId,
-) -> StoreResult<Vec<StoredState>> {
+pub(crate) fn load_states(conn: &Connection, controller: &ControllerId) -> StoreResult<Vec<StoredState>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT subject, purpose, action, version, since, method, seq FROM consent_state WHERE controller = ?1",
@@ -62,10 +56,7 @@ pub(crate) fn load_states(
             state: ConsentState {
                 action: Action::parse(&action).map_err(StoreError::Corrupt)?,
                 version: version
-                    .map(|v| {
-                        u32::try_from(v)
-                            .map_err(|_| StoreError::Corrupt("version out of range".into()))
-                    })
+                    .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("version out of range".into())))
                     .transpose()?,
                 since: Timestamp::from_unix_millis(since),
                 method: Method::parse_any(&method).map_err(StoreError::Corrupt)?,

@@ -18,8 +18,8 @@ use assent_core::catalog::NoticeVersion;
 use assent_core::event::Pseudonym;
 use assent_core::{ControllerId, DataCategory, Purpose};
 use assent_store::{
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store,
-    StoreError, StoreResult, StoredEntry, StoredState, SubjectRecord,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
+    StoreResult, StoredEntry, StoredState, SubjectRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -45,10 +45,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self {
-            commit_mode: CommitMode::Group,
-            max_group: 256,
-        }
+        Self { commit_mode: CommitMode::Group, max_group: 256 }
     }
 }
 
@@ -108,14 +105,9 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> StoreResult<Self> {
         let mut conn = open_connection(path)?;
         migrations::run(&mut conn)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
-            .map_err(backend)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(backend)?;
         let writer = Writer::spawn(conn, options)?;
-        let inner = Arc::new(Inner {
-            path: path.to_owned(),
-            writer,
-            readers: Mutex::new(Vec::new()),
-        });
+        let inner = Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) });
         spawn_checkpointer(path, Arc::downgrade(&inner))?;
         Ok(Self { inner })
     }
@@ -127,11 +119,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .map_err(|_| StoreError::Corrupt("reader pool poisoned".into()))?
-                .pop();
+            let pooled = inner.readers.lock().map_err(|_| StoreError::Corrupt("reader pool poisoned".into()))?.pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open_connection(&inner.path)?,
@@ -147,16 +135,8 @@ impl SqliteStore {
     }
 }
 
-fn read_controller(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, i64)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-    ))
+fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
 fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResult<Controller> {
@@ -170,11 +150,7 @@ fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResul
     })
 }
 
-fn read_entries(
-    conn: &Connection,
-    sql: &str,
-    args: impl rusqlite::Params,
-) -> StoreResult<Vec<StoredEntry>> {
+fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<StoredEntry>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let rows = stmt
         .query_map(args, |row| {
@@ -187,11 +163,7 @@ fn read_entries(
     let mut out = Vec::new();
     for row in rows {
         let (seq, bytes, leaf) = row.map_err(backend)?;
-        out.push(StoredEntry {
-            seq: codec::seq_from_sql(seq)?,
-            bytes,
-            leaf_hash: codec::hash32(&leaf, "leaf_hash")?,
-        });
+        out.push(StoredEntry { seq: codec::seq_from_sql(seq)?, bytes, leaf_hash: codec::hash32(&leaf, "leaf_hash")? });
     }
     Ok(out)
 }
@@ -248,13 +220,11 @@ impl Store for SqliteStore {
 
     async fn controller(&self, id: ControllerId) -> StoreResult<Option<Controller>> {
         self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1",
-            )
-            .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
-            .map_err(backend)?
-            .map(controller_from_row)
-            .transpose()
+            conn.prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
+                .map_err(backend)?
+                .map(controller_from_row)
+                .transpose()
         })
         .await
     }
@@ -262,13 +232,10 @@ impl Store for SqliteStore {
     async fn list_controllers(&self) -> StoreResult<Vec<Controller>> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id",
-                )
+                .prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id")
                 .map_err(backend)?;
             let rows = stmt.query_map([], read_controller).map_err(backend)?;
-            rows.map(|r| r.map_err(backend).and_then(controller_from_row))
-                .collect()
+            rows.map(|r| r.map_err(backend).and_then(controller_from_row)).collect()
         })
         .await
     }
@@ -279,9 +246,11 @@ impl Store for SqliteStore {
             .writer
             .submit(move |conn, _| {
                 let exists: bool = conn
-                    .query_row("SELECT EXISTS (SELECT 1 FROM controllers WHERE id = ?1)", [key.controller.as_str()], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM controllers WHERE id = ?1)",
+                        [key.controller.as_str()],
+                        |r| r.get(0),
+                    )
                     .map_err(backend)?;
                 if !exists {
                     return Err(StoreError::NotFound(key.controller.to_string()));
@@ -299,9 +268,7 @@ impl Store for SqliteStore {
     async fn find_api_key(&self, hash: [u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
         self.read(move |conn| {
             let row = conn
-                .prepare_cached(
-                    "SELECT prefix, controller, scopes, created_at FROM api_keys WHERE hash = ?1",
-                )
+                .prepare_cached("SELECT prefix, controller, scopes, created_at FROM api_keys WHERE hash = ?1")
                 .and_then(|mut s| {
                     s.query_row([&hash[..]], |r| {
                         Ok((
@@ -328,11 +295,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_data_category(
-        &self,
-        controller: ControllerId,
-        category: DataCategory,
-    ) -> StoreResult<()> {
+    async fn put_data_category(&self, controller: ControllerId, category: DataCategory) -> StoreResult<()> {
         let body = to_json(&category)?;
         self.inner
             .writer
@@ -369,32 +332,20 @@ impl Store for SqliteStore {
             let mut snapshot = CatalogSnapshot::default();
             let bodies = |sql: &str| -> StoreResult<Vec<String>> {
                 let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                let rows = stmt
-                    .query_map([controller.as_str()], |r| r.get::<_, String>(0))
-                    .map_err(backend)?;
+                let rows = stmt.query_map([controller.as_str()], |r| r.get::<_, String>(0)).map_err(backend)?;
                 rows.map(|r| r.map_err(backend)).collect()
             };
-            for body in
-                bodies("SELECT body FROM data_categories WHERE controller = ?1 ORDER BY id")?
-            {
+            for body in bodies("SELECT body FROM data_categories WHERE controller = ?1 ORDER BY id")? {
                 let category: DataCategory = from_json(&body)?;
-                snapshot
-                    .data_categories
-                    .insert(category.id.clone(), category);
+                snapshot.data_categories.insert(category.id.clone(), category);
             }
             for body in bodies("SELECT body FROM purposes WHERE controller = ?1 ORDER BY id")? {
                 let purpose: Purpose = from_json(&body)?;
                 snapshot.purposes.insert(purpose.id.clone(), purpose);
             }
-            for body in bodies(
-                "SELECT body FROM notice_versions WHERE controller = ?1 ORDER BY purpose, version",
-            )? {
+            for body in bodies("SELECT body FROM notice_versions WHERE controller = ?1 ORDER BY purpose, version")? {
                 let version: NoticeVersion = from_json(&body)?;
-                snapshot
-                    .versions
-                    .entry(version.purpose.clone())
-                    .or_default()
-                    .push(version);
+                snapshot.versions.entry(version.purpose.clone()).or_default().push(version);
             }
             Ok(snapshot)
         })
@@ -402,32 +353,18 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> StoreResult<Appended> {
-        self.inner
-            .writer
-            .submit(move |conn, seqs| writer::append(conn, seqs, &batch))
-            .await
+        self.inner.writer.submit(move |conn, seqs| writer::append(conn, seqs, &batch)).await
     }
 
-    async fn find_idempotency(
-        &self,
-        controller: ControllerId,
-        key: String,
-    ) -> StoreResult<Option<IdempotencyRecord>> {
-        self.read(move |conn| writer::find_idempotency(conn, &controller, &key))
-            .await
+    async fn find_idempotency(&self, controller: ControllerId, key: String) -> StoreResult<Option<IdempotencyRecord>> {
+        self.read(move |conn| writer::find_idempotency(conn, &controller, &key)).await
     }
 
     async fn ledger_size(&self, controller: ControllerId) -> StoreResult<u64> {
-        self.read(move |conn| writer::next_seq(conn, &controller))
-            .await
+        self.read(move |conn| writer::next_seq(conn, &controller)).await
     }
 
-    async fn entries(
-        &self,
-        controller: ControllerId,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<StoredEntry>> {
+    async fn entries(&self, controller: ControllerId, start: u64, end: u64) -> StoreResult<Vec<StoredEntry>> {
         let (start, end) = (codec::seq_to_sql(start)?, codec::seq_to_sql(end)?);
         self.read(move |conn| {
             read_entries(
@@ -439,11 +376,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn subject_entries(
-        &self,
-        controller: ControllerId,
-        subject_number: u64,
-    ) -> StoreResult<Vec<StoredEntry>> {
+    async fn subject_entries(&self, controller: ControllerId, subject_number: u64) -> StoreResult<Vec<StoredEntry>> {
         let number = codec::seq_to_sql(subject_number)?;
         self.read(move |conn| {
             read_entries(
@@ -504,7 +437,6 @@ impl Store for SqliteStore {
     }
 
     async fn load_states(&self, controller: ControllerId) -> StoreResult<Vec<StoredState>> {
-        self.read(move |conn| codec::load_states(conn, &controller))
-            .await
+        self.read(move |conn| codec::load_states(conn, &controller)).await
     }
 }

@@ -60,12 +60,8 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.sender
-            .send(boxed)
-            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer dropped a request".into()))?
+        self.sender.send(boxed).map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Corrupt("the SQLite writer dropped a request".into()))?
     }
 }
 
@@ -92,9 +88,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
         for job in jobs {
             // Never run the job outside a transaction: fail it instead.
             let completion = fail_without_running(job);
-            completion(Err(StoreError::Corrupt(format!(
-                "could not begin a transaction: {message}"
-            ))));
+            completion(Err(StoreError::Corrupt(format!("could not begin a transaction: {message}"))));
         }
         return;
     }
@@ -107,11 +101,13 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
     // Set when a savepoint cannot be closed: the transaction's content is then unknown, so the
     // whole group is rolled back and failed rather than risk keeping a failed job's writes.
     let mut poisoned = false;
-    for job in jobs {
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
         let before = seqs.clone();
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             completions.push(fail_with(job, e));
-            continue;
+            poisoned = true;
+            break;
         }
         let (ok, completion) = job(conn, &mut seqs);
         let closed = if ok {
@@ -120,19 +116,30 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             seqs = before;
             conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
+        completions.push(completion);
+        // SQLite rolls the whole transaction back by itself on some errors (I/O, full disk);
+        // running on would start a fresh transaction that the next RELEASE commits.
         if let Err(e) = closed {
             tracing::error!(error = %e, "could not close a savepoint; failing the whole group");
             poisoned = true;
+            break;
         }
+        if conn.is_autocommit() {
+            tracing::error!("the transaction ended under a job; failing the whole group");
+            poisoned = true;
+            break;
+        }
+    }
+    // Jobs not yet run when the group was poisoned fail without running.
+    for job in jobs {
+        let completion = fail_without_running(job);
         completions.push(completion);
     }
     if poisoned {
         let _ = conn.execute_batch("ROLLBACK");
-        completions.into_iter().for_each(|c| {
-            c(Err(StoreError::Corrupt(
-                "a savepoint could not be closed; nothing was written".into(),
-            )))
-        });
+        completions
+            .into_iter()
+            .for_each(|c| c(Err(StoreError::Corrupt("a savepoint could not be closed; nothing was written".into()))));
         return;
     }
     match conn.execute_batch("COMMIT") {
@@ -141,11 +148,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
             tracing::error!(error = %e, "group commit failed; every job in it fails");
             let _ = conn.execute_batch("ROLLBACK");
             let message = e.to_string();
-            completions.into_iter().for_each(|c| {
-                c(Err(StoreError::Corrupt(format!(
-                    "commit failed: {message}"
-                ))))
-            });
+            completions.into_iter().for_each(|c| c(Err(StoreError::Corrupt(format!("commit failed: {message}")))));
         }
     }
 }
@@ -154,11 +157,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
 fn run_alone(conn: &Connection, jobs: Vec<Job>, seqs: &mut SeqCache) {
     for job in jobs {
         let (ok, completion) = job(conn, seqs);
-        let outcome = if ok {
-            conn.execute_batch("COMMIT")
-        } else {
-            conn.execute_batch("ROLLBACK")
-        };
+        let outcome = if ok { conn.execute_batch("COMMIT") } else { conn.execute_batch("ROLLBACK") };
         match outcome {
             Ok(()) => completion(Ok(())),
             Err(e) => {
@@ -184,11 +183,7 @@ fn fail_without_running(job: Job) -> Completion {
 fn fail_with(job: Job, e: rusqlite::Error) -> Completion {
     let completion = fail_without_running(job);
     let message = e.to_string();
-    Box::new(move |_| {
-        completion(Err(StoreError::Corrupt(format!(
-            "savepoint failed: {message}"
-        ))))
-    })
+    Box::new(move |_| completion(Err(StoreError::Corrupt(format!("savepoint failed: {message}")))))
 }
 
 pub(crate) fn next_seq(conn: &Connection, controller: &ControllerId) -> StoreResult<u64> {
@@ -224,11 +219,7 @@ pub(crate) fn find_idempotency(
     .transpose()
 }
 
-pub(crate) fn append(
-    conn: &Connection,
-    seqs: &mut SeqCache,
-    batch: &AppendBatch,
-) -> StoreResult<Appended> {
+pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
     let first_seq = seqs.next(conn, &batch.controller)?;
 
@@ -260,7 +251,7 @@ pub(crate) fn append(
             )
             .map_err(backend)?;
         for subject in &batch.new_subjects {
-            insert_subject
+            let inserted = insert_subject
                 .execute(params![
                     controller,
                     seq_to_sql(subject.number)?,
@@ -270,15 +261,29 @@ pub(crate) fn append(
                     subject.created_at.unix_millis()
                 ])
                 .map_err(backend)?;
+            // The same pending subject may arrive twice (two requests racing on a new
+            // customer); a different subject under the same number must never be dropped.
+            if inserted == 0 {
+                let number = seq_to_sql(subject.number)?;
+                let existing: Vec<u8> = conn
+                    .prepare_cached("SELECT pseudonym FROM subjects WHERE controller = ?1 AND number = ?2")
+                    .and_then(|mut s| s.query_row(params![controller, number], |r| r.get(0)))
+                    .map_err(backend)?;
+                if existing != subject.pseudonym.0 {
+                    return Err(StoreError::AlreadyExists(format!("subject number {}", subject.number)));
+                }
+            }
         }
     }
 
     let mut insert_entry = conn
-        .prepare_cached("INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .prepare_cached(
+            "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
         .map_err(backend)?;
     let mut upsert_state = conn
         .prepare_cached(
-                        "INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
+            "INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
                 action = excluded.action, version = excluded.version, since = excluded.since,
@@ -287,9 +292,7 @@ pub(crate) fn append(
         )
         .map_err(backend)?;
     let mut insert_evidence = conn
-        .prepare_cached(
-            "INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)",
-        )
+        .prepare_cached("INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
     let mut notice_seqs = HashMap::new();
 
@@ -297,18 +300,12 @@ pub(crate) fn append(
         let seq = seq_to_sql(first_seq + offset)?;
         match &new.entry {
             LedgerEntry::Consent(event) => {
-                let number = new.subject_number.ok_or_else(|| {
-                    StoreError::Corrupt(format!("consent entry {seq} has no subject number"))
-                })?;
+                let number = new
+                    .subject_number
+                    .ok_or_else(|| StoreError::Corrupt(format!("consent entry {seq} has no subject number")))?;
                 let number = seq_to_sql(number)?;
                 insert_entry
-                    .execute(params![
-                        controller,
-                        seq,
-                        new.bytes,
-                        &new.leaf_hash[..],
-                        number
-                    ])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], number])
                     .map_err(backend)?;
                 upsert_state
                     .execute(params![
@@ -324,20 +321,12 @@ pub(crate) fn append(
                     ])
                     .map_err(backend)?;
                 if let Some(evidence) = &new.evidence {
-                    insert_evidence
-                        .execute(params![controller, seq, number, evidence])
-                        .map_err(backend)?;
+                    insert_evidence.execute(params![controller, seq, number, evidence]).map_err(backend)?;
                 }
             }
             LedgerEntry::Notice(notice) => {
                 insert_entry
-                    .execute(params![
-                        controller,
-                        seq,
-                        new.bytes,
-                        &new.leaf_hash[..],
-                        Option::<i64>::None
-                    ])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None])
                     .map_err(backend)?;
                 notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
             }
@@ -346,15 +335,12 @@ pub(crate) fn append(
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
-        let seq = notice_seqs
-            .get(&(version.purpose.clone(), version.version))
-            .copied()
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "notice version {} of `{}` has no publication entry in its batch",
-                    version.version, version.purpose
-                ))
-            })?;
+        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "notice version {} of `{}` has no publication entry in its batch",
+                version.version, version.purpose
+            ))
+        })?;
         let inserted = conn
             .prepare_cached(
                 "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -363,15 +349,11 @@ pub(crate) fn append(
             .and_then(|mut s| s.execute(params![controller, version.purpose.as_str(), version.version, seq, body]))
             .map_err(backend)?;
         if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "{} version {}",
-                version.purpose, version.version
-            )));
+            return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
         }
     }
 
-    let count = u64::try_from(batch.entries.len())
-        .map_err(|_| StoreError::Corrupt("batch too large".into()))?;
+    let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
     seqs.0.insert(batch.controller.clone(), first_seq + count);
     Ok(Appended { first_seq })
 }

@@ -19,10 +19,7 @@ async fn sqlite_with_group_commit_passes_the_conformance_story() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_with_one_commit_per_request_passes_the_conformance_story() {
     let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions {
-        commit_mode: CommitMode::PerRequest,
-        ..SqliteOptions::default()
-    };
+    let options = SqliteOptions { commit_mode: CommitMode::PerRequest, ..SqliteOptions::default() };
     let store = SqliteStore::open(&dir.path().join("assent.db"), options).unwrap();
     assent_store::conformance::run(store).await;
 }

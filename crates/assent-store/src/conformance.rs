@@ -15,23 +15,19 @@ use assent_core::catalog::{NoticeContent, NoticeText, NoticeVersion};
 use assent_core::event::{ConsentEvent, Method, NoticePublication, Pseudonym};
 use assent_core::state::fold;
 use assent_core::{
-    Action, ConsentModel, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry,
-    Purpose, PurposeId, SubjectId, Timestamp,
+    Action, ConsentModel, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId,
+    SubjectId, Timestamp,
 };
 
 use crate::{
-    ApiKeyRecord, AppendBatch, Controller, IdempotencyClaim, NewEntry, Scope, Store, StoreError,
-    SubjectRecord,
+    ApiKeyRecord, AppendBatch, Controller, IdempotencyClaim, NewEntry, Scope, Store, StoreError, SubjectRecord,
 };
 
 fn controller(id: &str) -> Controller {
     Controller {
         id: ControllerId::parse(id).expect("valid id"),
         name: format!("Controller {id}"),
-        languages: vec![
-            Language::parse("en").expect("lang"),
-            Language::parse("es").expect("lang"),
-        ],
+        languages: vec![Language::parse("en").expect("lang"), Language::parse("es").expect("lang")],
         profiles: vec!["us-me-isp".into()],
         created_at: Timestamp::from_unix_millis(1_000),
     }
@@ -63,12 +59,7 @@ fn notice(purpose: &Purpose, version: u32) -> NoticeVersion {
         retention_days: Some(30),
         material: false,
     };
-    NoticeVersion::publish(
-        purpose,
-        version,
-        content,
-        Timestamp::from_unix_millis(2_000),
-    )
+    NoticeVersion::publish(purpose, version, content, Timestamp::from_unix_millis(2_000))
 }
 
 fn subject(id: &str, byte: u8) -> SubjectRecord {
@@ -102,13 +93,7 @@ fn consent(c: &ControllerId, s: &SubjectRecord, p: &str, action: Action, at: i64
 }
 
 fn batch(c: &ControllerId, entries: Vec<NewEntry>) -> AppendBatch {
-    AppendBatch {
-        controller: c.clone(),
-        new_subjects: vec![],
-        entries,
-        notice_versions: vec![],
-        idempotency: None,
-    }
+    AppendBatch { controller: c.clone(), new_subjects: vec![], entries, notice_versions: vec![], idempotency: None }
 }
 
 /// Runs the whole story against an empty store.
@@ -125,31 +110,13 @@ pub async fn run<S: Store + Clone>(store: S) {
 async fn controllers_and_keys<S: Store>(store: &S) {
     let a = controller("alpha");
     store.create_controller(a.clone()).await.expect("create");
-    assert!(matches!(
-        store.create_controller(a.clone()).await,
-        Err(StoreError::AlreadyExists(_))
-    ));
-    assert_eq!(
-        store.controller(a.id.clone()).await.expect("read"),
-        Some(a.clone())
-    );
+    assert!(matches!(store.create_controller(a.clone()).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.controller(a.id.clone()).await.expect("read"), Some(a.clone()));
     let mut renamed = a.clone();
     renamed.name = "Renamed".into();
-    store
-        .update_controller(renamed.clone())
-        .await
-        .expect("update");
-    assert_eq!(
-        store.controller(a.id.clone()).await.expect("read"),
-        Some(renamed)
-    );
-    assert!(
-        store
-            .controller(ControllerId::parse("nobody").expect("id"))
-            .await
-            .expect("read")
-            .is_none()
-    );
+    store.update_controller(renamed.clone()).await.expect("update");
+    assert_eq!(store.controller(a.id.clone()).await.expect("read"), Some(renamed));
+    assert!(store.controller(ControllerId::parse("nobody").expect("id")).await.expect("read").is_none());
 
     let key = ApiKeyRecord {
         hash: [7; 32],
@@ -168,10 +135,7 @@ async fn controllers_and_keys<S: Store>(store: &S) {
         scopes: vec![],
         created_at: Timestamp::from_unix_millis(5),
     };
-    assert!(matches!(
-        store.create_api_key(orphan).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.create_api_key(orphan).await, Err(StoreError::NotFound(_))));
 }
 
 async fn catalog_round_trip<S: Store>(store: &S) {
@@ -180,27 +144,15 @@ async fn catalog_round_trip<S: Store>(store: &S) {
     let category = DataCategory {
         id: DataCategoryId::parse("browsing-history").expect("id"),
         personal: true,
-        names: BTreeMap::from([(
-            Language::parse("en").expect("lang"),
-            "Browsing history".to_owned(),
-        )]),
+        names: BTreeMap::from([(Language::parse("en").expect("lang"), "Browsing history".to_owned())]),
         descriptions: BTreeMap::new(),
     };
-    store
-        .put_data_category(c.id.clone(), category.clone())
-        .await
-        .expect("category");
+    store.put_data_category(c.id.clone(), category.clone()).await.expect("category");
     let p = purpose("ads");
-    store
-        .put_purpose(c.id.clone(), p.clone())
-        .await
-        .expect("purpose");
+    store.put_purpose(c.id.clone(), p.clone()).await.expect("purpose");
     let mut changed = p.clone();
     changed.max_age_days = Some(30);
-    store
-        .put_purpose(c.id.clone(), changed.clone())
-        .await
-        .expect("purpose update");
+    store.put_purpose(c.id.clone(), changed.clone()).await.expect("purpose update");
 
     let v1 = notice(&changed, 1);
     let publication = NewEntry::new(
@@ -217,27 +169,14 @@ async fn catalog_round_trip<S: Store>(store: &S) {
     b.notice_versions.push(v1.clone());
     assert_eq!(store.append(b.clone()).await.expect("publish").first_seq, 0);
     // Publishing the same version twice fails and leaves the ledger as it was.
-    assert!(matches!(
-        store.append(b).await,
-        Err(StoreError::AlreadyExists(_))
-    ));
+    assert!(matches!(store.append(b).await, Err(StoreError::AlreadyExists(_))));
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 1);
 
     let snapshot = store.load_catalog(c.id.clone()).await.expect("load");
     assert_eq!(snapshot.data_categories.get(&category.id), Some(&category));
     assert_eq!(snapshot.purposes.get(&changed.id), Some(&changed));
-    assert_eq!(
-        snapshot.versions.get(&changed.id).map(Vec::as_slice),
-        Some(&[v1][..])
-    );
-    assert!(
-        store
-            .load_catalog(ControllerId::parse("alpha").expect("id"))
-            .await
-            .expect("load")
-            .purposes
-            .is_empty()
-    );
+    assert_eq!(snapshot.versions.get(&changed.id).map(Vec::as_slice), Some(&[v1][..]));
+    assert!(store.load_catalog(ControllerId::parse("alpha").expect("id")).await.expect("load").purposes.is_empty());
 }
 
 async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
@@ -248,33 +187,17 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     let s = subject("cust-1", 1);
     let mut first = batch(
         &a.id,
-        vec![
-            consent(&a.id, &s, "ads", Action::Grant, 10),
-            consent(&a.id, &s, "ads", Action::Withdraw, 11),
-        ],
+        vec![consent(&a.id, &s, "ads", Action::Grant, 10), consent(&a.id, &s, "ads", Action::Withdraw, 11)],
     );
     first.new_subjects.push(s.clone());
+    assert_eq!(store.append(first.clone()).await.expect("append").first_seq, 0);
     assert_eq!(
-        store.append(first.clone()).await.expect("append").first_seq,
+        store.append(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)])).await.expect("append").first_seq,
         0
     );
     assert_eq!(
         store
-            .append(batch(
-                &b.id,
-                vec![consent(&b.id, &s, "ads", Action::Grant, 12)]
-            ))
-            .await
-            .expect("append")
-            .first_seq,
-        0
-    );
-    assert_eq!(
-        store
-            .append(batch(
-                &a.id,
-                vec![consent(&a.id, &s, "mail", Action::Grant, 13)]
-            ))
+            .append(batch(&a.id, vec![consent(&a.id, &s, "mail", Action::Grant, 13)]))
             .await
             .expect("append")
             .first_seq,
@@ -285,49 +208,14 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!(entries[0].bytes, first.entries[0].bytes);
     assert_eq!(entries[0].leaf_hash, first.entries[0].leaf_hash);
-    assert_eq!(
-        store
-            .entries(a.id.clone(), 1, 2)
-            .await
-            .expect("entries")
-            .len(),
-        1
-    );
-    assert_eq!(
-        store
-            .subject_entries(a.id.clone(), s.number)
-            .await
-            .expect("history")
-            .len(),
-        3
-    );
-    assert_eq!(
-        store.load_subjects(a.id.clone()).await.expect("subjects"),
-        vec![s]
-    );
-    assert!(
-        store
-            .load_subjects(b.id.clone())
-            .await
-            .expect("subjects")
-            .is_empty()
-    );
+    assert_eq!(store.entries(a.id.clone(), 1, 2).await.expect("entries").len(), 1);
+    assert_eq!(store.subject_entries(a.id.clone(), s.number).await.expect("history").len(), 3);
+    assert_eq!(store.load_subjects(a.id.clone()).await.expect("subjects"), vec![s]);
+    assert!(store.load_subjects(b.id.clone()).await.expect("subjects").is_empty());
     // Subject numbers continue above every number in use, in subjects or in the ledger.
-    assert_eq!(
-        store.next_subject_number(a.id.clone()).await.expect("next"),
-        2
-    );
-    assert_eq!(
-        store.next_subject_number(b.id.clone()).await.expect("next"),
-        2
-    );
-    assert_eq!(
-        store
-            .next_subject_number(ControllerId::parse("nobody").expect("id"))
-            .await
-            .expect("next"),
-        0
-    );
+    assert_eq!(store.next_subject_number(a.id.clone()).await.expect("next"), 2);
+    assert_eq!(store.next_subject_number(b.id.clone()).await.expect("next"), 2);
+    assert_eq!(store.next_subject_number(ControllerId::parse("nobody").expect("id")).await.expect("next"), 0);
 }
 
 async fn failed_appends_write_nothing<S: Store>(store: &S) {
@@ -352,28 +240,13 @@ async fn failed_appends_write_nothing<S: Store>(store: &S) {
     ok.notice_versions.push(v1.clone());
     store.append(ok).await.expect("publish");
     // A batch of a consent plus a duplicate publication fails as a whole.
-    let mut bad = batch(
-        &c.id,
-        vec![consent(&c.id, &s, "ads", Action::Grant, 1), publish(&v1)],
-    );
+    let mut bad = batch(&c.id, vec![consent(&c.id, &s, "ads", Action::Grant, 1), publish(&v1)]);
     bad.new_subjects.push(s.clone());
     bad.notice_versions.push(v1);
     assert!(store.append(bad).await.is_err());
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 1);
-    assert!(
-        store
-            .load_subjects(c.id.clone())
-            .await
-            .expect("subjects")
-            .is_empty()
-    );
-    assert!(
-        store
-            .load_states(c.id.clone())
-            .await
-            .expect("states")
-            .is_empty()
-    );
+    assert!(store.load_subjects(c.id.clone()).await.expect("subjects").is_empty());
+    assert!(store.load_states(c.id.clone()).await.expect("states").is_empty());
 }
 
 async fn idempotency_keys_are_claimed_once<S: Store>(store: &S) {
@@ -382,34 +255,18 @@ async fn idempotency_keys_are_claimed_once<S: Store>(store: &S) {
     let s = subject("cust-1", 3);
     let mut b = batch(&c.id, vec![consent(&c.id, &s, "ads", Action::Grant, 1)]);
     b.new_subjects.push(s);
-    b.idempotency = Some(IdempotencyClaim {
-        key: "k-1".into(),
-        request_hash: [1; 32],
-    });
+    b.idempotency = Some(IdempotencyClaim { key: "k-1".into(), request_hash: [1; 32] });
     store.append(b.clone()).await.expect("first");
     match store.append(b).await {
         Err(StoreError::IdempotencyKeyUsed(record)) => {
-            assert_eq!(
-                (record.first_seq, record.count, record.request_hash),
-                (0, 1, [1; 32])
-            );
+            assert_eq!((record.first_seq, record.count, record.request_hash), (0, 1, [1; 32]));
         }
         other => panic!("expected the key to be taken, got {other:?}"),
     }
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 1);
-    let found = store
-        .find_idempotency(c.id.clone(), "k-1".into())
-        .await
-        .expect("find")
-        .expect("present");
+    let found = store.find_idempotency(c.id.clone(), "k-1".into()).await.expect("find").expect("present");
     assert_eq!(found.first_seq, 0);
-    assert!(
-        store
-            .find_idempotency(c.id.clone(), "k-2".into())
-            .await
-            .expect("find")
-            .is_none()
-    );
+    assert!(store.find_idempotency(c.id.clone(), "k-2".into()).await.expect("find").is_none());
 }
 
 async fn stored_state_is_the_projection_of_the_ledger<S: Store>(store: &S) {
@@ -429,15 +286,8 @@ async fn stored_state_is_the_projection_of_the_ledger<S: Store>(store: &S) {
     b.new_subjects = vec![s1, s2];
     store.append(b).await.expect("append");
     let entries = store.entries(c.id.clone(), 0, 100).await.expect("entries");
-    let decoded: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.seq,
-                assent_core::encoding::decode(&e.bytes).expect("decodes"),
-            )
-        })
-        .collect();
+    let decoded: Vec<_> =
+        entries.iter().map(|e| (e.seq, assent_core::encoding::decode(&e.bytes).expect("decodes"))).collect();
     let rebuilt = fold(decoded.iter().map(|(seq, entry)| (*seq, entry)));
     let stored: BTreeMap<_, _> = store
         .load_states(c.id.clone())
@@ -459,13 +309,8 @@ async fn concurrent_appends_stay_gapless<S: Store + Clone>(store: &S) {
         let id = c.id.clone();
         tasks.push(tokio::spawn(async move {
             let s = subject(&format!("cust-{i}"), i);
-            let mut b = batch(
-                &id,
-                vec![
-                    consent(&id, &s, "ads", Action::Grant, 1),
-                    consent(&id, &s, "mail", Action::Grant, 2),
-                ],
-            );
+            let mut b =
+                batch(&id, vec![consent(&id, &s, "ads", Action::Grant, 1), consent(&id, &s, "mail", Action::Grant, 2)]);
             b.new_subjects.push(s);
             store.append(b).await.expect("append").first_seq
         }));
@@ -476,12 +321,6 @@ async fn concurrent_appends_stay_gapless<S: Store + Clone>(store: &S) {
     }
     firsts.sort_unstable();
     assert_eq!(firsts, (0..32).map(|i| i * 2).collect::<Vec<u64>>());
-    let seqs: Vec<u64> = store
-        .entries(c.id.clone(), 0, 1000)
-        .await
-        .expect("entries")
-        .iter()
-        .map(|e| e.seq)
-        .collect();
+    let seqs: Vec<u64> = store.entries(c.id.clone(), 0, 1000).await.expect("entries").iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (0..64).collect::<Vec<u64>>());
 }

@@ -44,41 +44,22 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything Assent persists. Methods take owned arguments so their futures are `'static`-free
 /// of caller borrows and easy to send across tasks.
 pub trait Store: Send + Sync + 'static {
-    fn create_controller(
-        &self,
-        controller: Controller,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn update_controller(
-        &self,
-        controller: Controller,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn controller(
-        &self,
-        id: ControllerId,
-    ) -> impl Future<Output = StoreResult<Option<Controller>>> + Send;
+    fn create_controller(&self, controller: Controller) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_controller(&self, controller: Controller) -> impl Future<Output = StoreResult<()>> + Send;
+    fn controller(&self, id: ControllerId) -> impl Future<Output = StoreResult<Option<Controller>>> + Send;
     fn list_controllers(&self) -> impl Future<Output = StoreResult<Vec<Controller>>> + Send;
 
     fn create_api_key(&self, key: ApiKeyRecord) -> impl Future<Output = StoreResult<()>> + Send;
     /// Looks a key up by the SHA-256 of its secret; the secret itself is never stored.
-    fn find_api_key(
-        &self,
-        hash: [u8; 32],
-    ) -> impl Future<Output = StoreResult<Option<ApiKeyRecord>>> + Send;
+    fn find_api_key(&self, hash: [u8; 32]) -> impl Future<Output = StoreResult<Option<ApiKeyRecord>>> + Send;
 
     fn put_data_category(
         &self,
         controller: ControllerId,
         category: DataCategory,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn put_purpose(
-        &self,
-        controller: ControllerId,
-        purpose: Purpose,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn load_catalog(
-        &self,
-        controller: ControllerId,
-    ) -> impl Future<Output = StoreResult<CatalogSnapshot>> + Send;
+    fn put_purpose(&self, controller: ControllerId, purpose: Purpose) -> impl Future<Output = StoreResult<()>> + Send;
+    fn load_catalog(&self, controller: ControllerId) -> impl Future<Output = StoreResult<CatalogSnapshot>> + Send;
 
     /// Appends ledger entries atomically, with the subjects, notice versions, evidence and
     /// idempotency claim that go with them. Returns the sequence number of the first entry.
@@ -89,10 +70,7 @@ pub trait Store: Send + Sync + 'static {
         key: String,
     ) -> impl Future<Output = StoreResult<Option<IdempotencyRecord>>> + Send;
 
-    fn ledger_size(
-        &self,
-        controller: ControllerId,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn ledger_size(&self, controller: ControllerId) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Entries with `start <= seq < end`, in order.
     fn entries(
         &self,
@@ -108,16 +86,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
     /// The number the next new subject of `controller` gets: above every number ever used,
     /// including erased subjects'.
-    fn next_subject_number(
-        &self,
-        controller: ControllerId,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-    fn load_subjects(
-        &self,
-        controller: ControllerId,
-    ) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
-    fn load_states(
-        &self,
-        controller: ControllerId,
-    ) -> impl Future<Output = StoreResult<Vec<StoredState>>> + Send;
+    fn next_subject_number(&self, controller: ControllerId) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn load_subjects(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
+    fn load_states(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredState>>> + Send;
 }

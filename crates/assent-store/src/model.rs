@@ -6,8 +6,8 @@ use std::fmt;
 use assent_core::catalog::NoticeVersion;
 use assent_core::event::Pseudonym;
 use assent_core::{
-    ConsentState, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose,
-    PurposeId, SubjectId, Timestamp,
+    ConsentState, ControllerId, DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, SubjectId,
+    Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,9 +20,7 @@ pub struct Controller {
 }
 
 /// What an API key may do. `Admin` implies every other scope.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Admin,
@@ -34,14 +32,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
-        Self::Admin,
-        Self::Catalog,
-        Self::Collect,
-        Self::Decide,
-        Self::Read,
-        Self::Audit,
-    ];
+    pub const ALL: [Scope; 6] = [Self::Admin, Self::Catalog, Self::Collect, Self::Decide, Self::Read, Self::Audit];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -58,9 +49,7 @@ impl Scope {
         Self::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| {
-                format!("scope `{s}` must be one of admin, catalog, collect, decide, read, audit")
-            })
+            .ok_or_else(|| format!("scope `{s}` must be one of admin, catalog, collect, decide, read, audit"))
     }
 }
 
@@ -123,13 +112,7 @@ impl NewEntry {
     pub fn new(entry: LedgerEntry, evidence: Option<String>) -> Self {
         let bytes = assent_core::encoding::encode(&entry);
         let leaf_hash = assent_core::crypto::leaf_hash(&bytes);
-        Self {
-            entry,
-            bytes,
-            leaf_hash,
-            evidence,
-            subject_number: None,
-        }
+        Self { entry, bytes, leaf_hash, evidence, subject_number: None }
     }
 
     pub fn with_subject(mut self, number: u64) -> Self {

@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "assent",
-    version,
-    about = "Assent: an opt-in-first consent ledger you can prove"
-)]
+#[command(name = "assent", version, about = "Assent: an opt-in-first consent ledger you can prove")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

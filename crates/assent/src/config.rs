@@ -54,31 +54,21 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).map_err(|e| {
-            format!(
-                "config file `{}` is invalid: {}",
-                path.display(),
-                e.to_string().lines().next().unwrap_or_default()
-            )
+            format!("config file `{}` is invalid: {}", path.display(), e.to_string().lines().next().unwrap_or_default())
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            Ok(FileConfig::default())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
         Err(e) => Err(format!("cannot read config file `{}`: {e}", path.display())),
     }
 }
 
 pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, String> {
     let file = load_file(storage.config.as_deref())?;
-    let commit_mode = std::env::var("ASSENT_COMMIT_MODE")
-        .ok()
-        .or(file.storage.commit_mode);
+    let commit_mode = std::env::var("ASSENT_COMMIT_MODE").ok().or(file.storage.commit_mode);
     let commit_mode = match commit_mode.as_deref() {
         None | Some("group") => CommitMode::Group,
         Some("per-request") => CommitMode::PerRequest,
         Some(other) => {
-            return Err(format!(
-                "commit mode `{other}` must be `group` or `per-request`"
-            ));
+            return Err(format!("commit mode `{other}` must be `group` or `per-request`"));
         }
     };
     let log_format = std::env::var("ASSENT_LOG_FORMAT").ok().or(file.log.format);
@@ -88,20 +78,10 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
         Some(other) => return Err(format!("log format `{other}` must be `text` or `json`")),
     };
     Ok(Settings {
-        data_dir: storage
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        listen: listen
-            .map(str::to_owned)
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        data_dir: storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen: listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         database_url: storage.database_url.clone().or(file.database_url),
-        sqlite: SqliteOptions {
-            commit_mode,
-            ..SqliteOptions::default()
-        },
+        sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
         json_logs,
     })
 }

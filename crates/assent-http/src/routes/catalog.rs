@@ -1,9 +1,7 @@
 //! Catalog routes (scope `catalog`).
 
 use assent_core::DataCategory;
-use assent_service::catalog::{
-    DataCategoryInput, NoticeInput, NoticeVersionOut, PurposeInput, PurposeOut,
-};
+use assent_service::catalog::{DataCategoryInput, NoticeInput, NoticeVersionOut, PurposeInput, PurposeOut};
 use assent_store::{Scope, Store};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -27,9 +25,7 @@ pub(crate) async fn list_categories<S: Store>(
     State(state): State<AppState<S>>,
     Auth(p): Auth,
 ) -> Result<Json<Categories>, ApiError> {
-    Ok(Json(Categories {
-        data_categories: state.data_categories(&p)?,
-    }))
+    Ok(Json(Categories { data_categories: state.data_categories(&p)? }))
 }
 
 pub(crate) async fn put_category<S: Store>(
@@ -40,21 +36,14 @@ pub(crate) async fn put_category<S: Store>(
 ) -> Result<Json<DataCategory>, ApiError> {
     p.require(Scope::Catalog)?;
     let input: DataCategoryInput = body.json()?;
-    Ok(Json(
-        to_completion(&state, move |s| async move {
-            s.put_data_category(&p, &id, input).await
-        })
-        .await?,
-    ))
+    Ok(Json(to_completion(&state, move |s| async move { s.put_data_category(&p, &id, input).await }).await?))
 }
 
 pub(crate) async fn list_purposes<S: Store>(
     State(state): State<AppState<S>>,
     Auth(p): Auth,
 ) -> Result<Json<Purposes>, ApiError> {
-    Ok(Json(Purposes {
-        purposes: state.purposes(&p)?,
-    }))
+    Ok(Json(Purposes { purposes: state.purposes(&p)? }))
 }
 
 pub(crate) async fn get_purpose<S: Store>(
@@ -73,12 +62,7 @@ pub(crate) async fn put_purpose<S: Store>(
 ) -> Result<Json<PurposeOut>, ApiError> {
     p.require(Scope::Catalog)?;
     let input: PurposeInput = body.json()?;
-    Ok(Json(
-        to_completion(&state, move |s| async move {
-            s.put_purpose(&p, &id, input).await
-        })
-        .await?,
-    ))
+    Ok(Json(to_completion(&state, move |s| async move { s.put_purpose(&p, &id, input).await }).await?))
 }
 
 pub(crate) async fn publish<S: Store>(
@@ -91,12 +75,7 @@ pub(crate) async fn publish<S: Store>(
     let input: NoticeInput = body.json()?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            to_completion(&state, move |s| async move {
-                s.publish_notice(&p, &id, input).await
-            })
-            .await?,
-        ),
+        Json(to_completion(&state, move |s| async move { s.publish_notice(&p, &id, input).await }).await?),
     ))
 }
 
@@ -106,8 +85,6 @@ pub(crate) async fn get_version<S: Store>(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Json<NoticeVersionOut>, ApiError> {
     p.require(Scope::Catalog)?;
-    let n: u32 = n
-        .parse()
-        .map_err(|_| ApiError::not_found(format!("version `{n}` of purpose `{id}` not found")))?;
+    let n: u32 = n.parse().map_err(|_| ApiError::not_found(format!("version `{n}` of purpose `{id}` not found")))?;
     Ok(Json(state.notice_version(&p, &id, n)?))
 }

@@ -32,12 +32,7 @@ pub(crate) async fn record<S: Store>(
     let idem = idempotency(&headers, "consents", "", &body.0)?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            to_completion(&state, move |s| async move {
-                s.record_consent(&p, input, idem).await
-            })
-            .await?,
-        ),
+        Json(to_completion(&state, move |s| async move { s.record_consent(&p, input, idem).await }).await?),
     ))
 }
 
@@ -53,10 +48,8 @@ pub(crate) async fn batch<S: Store>(
     Ok((
         StatusCode::CREATED,
         Json(BatchOut {
-            results: to_completion(&state, move |s| async move {
-                s.record_batch(&p, input.events, idem).await
-            })
-            .await?,
+            results: to_completion(&state, move |s| async move { s.record_batch(&p, input.events, idem).await })
+                .await?,
         }),
     ))
 }
@@ -72,9 +65,7 @@ pub(crate) async fn withdraw_all<S: Store>(
     let input: WithdrawAllInput = body.json_or_default()?;
     let idem = idempotency(&headers, "withdraw-all", &subject, &body.0)?;
     let gpc = gpc(&headers);
-    let withdrawn = to_completion(&state, move |s| async move {
-        s.withdraw_all(&p, &subject, input, gpc, idem).await
-    })
-    .await?;
+    let withdrawn =
+        to_completion(&state, move |s| async move { s.withdraw_all(&p, &subject, input, gpc, idem).await }).await?;
     Ok(Json(withdrawn))
 }

@@ -24,10 +24,5 @@ pub(crate) async fn patch<S: Store>(
 ) -> Result<Json<ControllerView>, ApiError> {
     p.require(Scope::Admin)?;
     let patch: ControllerPatch = body.json()?;
-    Ok(Json(
-        to_completion(&state, move |s| async move {
-            s.patch_controller(&p, patch).await
-        })
-        .await?,
-    ))
+    Ok(Json(to_completion(&state, move |s| async move { s.patch_controller(&p, patch).await }).await?))
 }

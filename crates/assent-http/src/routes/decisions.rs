@@ -44,9 +44,7 @@ pub(crate) async fn one<S: Store>(
     p.require(Scope::Decide)?;
     let Query(q) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
     let (Some(subject), Some(purpose)) = (q.subject, q.purpose) else {
-        return Err(ApiError::malformed(
-            "give both `subject` and `purpose` query parameters",
-        ));
+        return Err(ApiError::malformed("give both `subject` and `purpose` query parameters"));
     };
     Ok(Json(state.decide(&p, &subject, &purpose)?))
 }
@@ -59,18 +57,10 @@ pub(crate) async fn many<S: Store>(
     p.require(Scope::Decide)?;
     let input: ManyIn = body.json()?;
     if input.checks.len() > MAX_CHECKS {
-        return Err(assent_service::ServiceError::invalid(
-            "checks",
-            format!("at most {MAX_CHECKS} checks per call"),
-        )
-        .into());
+        return Err(
+            assent_service::ServiceError::invalid("checks", format!("at most {MAX_CHECKS} checks per call")).into()
+        );
     }
-    let checks: Vec<(String, String)> = input
-        .checks
-        .into_iter()
-        .map(|c| (c.subject, c.purpose))
-        .collect();
-    Ok(Json(ManyOut {
-        results: state.decide_many(&p, &checks)?,
-    }))
+    let checks: Vec<(String, String)> = input.checks.into_iter().map(|c| (c.subject, c.purpose)).collect();
+    Ok(Json(ManyOut { results: state.decide_many(&p, &checks)? }))
 }

@@ -20,40 +20,19 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<S>))
         .route("/openapi.json", get(health::openapi))
-        .route(
-            "/v1/controller",
-            get(controller::get::<S>).patch(controller::patch::<S>),
-        )
+        .route("/v1/controller", get(controller::get::<S>).patch(controller::patch::<S>))
         .route("/v1/data-categories", get(catalog::list_categories::<S>))
         .route("/v1/data-categories/{id}", put(catalog::put_category::<S>))
         .route("/v1/purposes", get(catalog::list_purposes::<S>))
-        .route(
-            "/v1/purposes/{id}",
-            get(catalog::get_purpose::<S>).put(catalog::put_purpose::<S>),
-        )
+        .route("/v1/purposes/{id}", get(catalog::get_purpose::<S>).put(catalog::put_purpose::<S>))
         .route("/v1/purposes/{id}/versions", post(catalog::publish::<S>))
-        .route(
-            "/v1/purposes/{id}/versions/{n}",
-            get(catalog::get_version::<S>),
-        )
+        .route("/v1/purposes/{id}/versions/{n}", get(catalog::get_version::<S>))
         .route("/v1/consents", post(consents::record::<S>))
         .route("/v1/consents/batch", post(consents::batch::<S>))
-        .route(
-            "/v1/subjects/{subject}/withdraw-all",
-            post(consents::withdraw_all::<S>),
-        )
-        .route(
-            "/v1/subjects/{subject}/consents",
-            get(subjects::consents::<S>),
-        )
-        .route(
-            "/v1/subjects/{subject}/history",
-            get(subjects::history::<S>),
-        )
-        .route(
-            "/v1/decisions",
-            get(decisions::one::<S>).post(decisions::many::<S>),
-        )
+        .route("/v1/subjects/{subject}/withdraw-all", post(consents::withdraw_all::<S>))
+        .route("/v1/subjects/{subject}/consents", get(subjects::consents::<S>))
+        .route("/v1/subjects/{subject}/history", get(subjects::history::<S>))
+        .route("/v1/decisions", get(decisions::one::<S>).post(decisions::many::<S>))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -22,20 +22,10 @@ async fn malformed_json_is_a_400_and_writes_nothing() {
         ("/v1/purposes/ads/versions", "{\"texts\": 5}"),
         ("/v1/decisions", "{\"checks\": [{\"subject\": 1}]}"),
     ] {
-        let r = app
-            .raw(
-                Method::POST,
-                path,
-                Some(&key),
-                body.as_bytes().to_vec(),
-                &[],
-            )
-            .await;
+        let r = app.raw(Method::POST, path, Some(&key), body.as_bytes().to_vec(), &[]).await;
         assert_problem(&r, StatusCode::BAD_REQUEST);
     }
-    let r = app
-        .raw(Method::POST, "/v1/consents", Some(&key), Vec::new(), &[])
-        .await;
+    let r = app.raw(Method::POST, "/v1/consents", Some(&key), Vec::new(), &[]).await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
     assert_eq!(app.written().await, before);
 }
@@ -47,30 +37,14 @@ async fn unknown_fields_are_a_400_naming_the_field() {
     let key = app.admin.clone();
     let mut body = grant("cust-1", "ads", 1);
     body["granted"] = json!(true);
-    let r = app
-        .call(Method::POST, "/v1/consents", Some(&key), Some(body))
-        .await;
+    let r = app.call(Method::POST, "/v1/consents", Some(&key), Some(body)).await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
     assert!(r.body["detail"].as_str().unwrap().contains("granted"));
-    let r = app
-        .call(
-            Method::PUT,
-            "/v1/purposes/ads",
-            Some(&key),
-            Some(json!({"modle": "opt-in"})),
-        )
-        .await;
+    let r = app.call(Method::PUT, "/v1/purposes/ads", Some(&key), Some(json!({"modle": "opt-in"}))).await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
     let mut n = notice("x");
     n["texts"]["en"]["benfit"] = json!("typo");
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/purposes/ads/versions",
-            Some(&key),
-            Some(n),
-        )
-        .await;
+    let r = app.call(Method::POST, "/v1/purposes/ads/versions", Some(&key), Some(n)).await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
     assert_eq!(app.written().await, before);
 }
@@ -81,14 +55,7 @@ async fn a_body_over_one_mebibyte_is_a_413_and_writes_nothing() {
     let before = app.written().await;
     let mut body = grant("cust-1", "ads", 1);
     body["evidence"] = json!({"padding": "x".repeat(1024 * 1024)});
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/consents",
-            Some(&app.admin.clone()),
-            Some(body),
-        )
-        .await;
+    let r = app.call(Method::POST, "/v1/consents", Some(&app.admin.clone()), Some(body)).await;
     assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(app.written().await, before);
 }
@@ -100,14 +67,7 @@ async fn bad_subject_ids_are_a_422_and_write_nothing() {
     let key = app.admin.clone();
     let long = "a".repeat(257);
     for subject in ["", long.as_str(), "cust\n1", "cust\u{0}1", "tab\there"] {
-        let r = app
-            .call(
-                Method::POST,
-                "/v1/consents",
-                Some(&key),
-                Some(grant(subject, "ads", 1)),
-            )
-            .await;
+        let r = app.call(Method::POST, "/v1/consents", Some(&key), Some(grant(subject, "ads", 1))).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error_fields(&r), ["subject"]);
         let r = app
@@ -122,22 +82,13 @@ async fn bad_subject_ids_are_a_422_and_write_nothing() {
         assert_eq!(error_fields(&r), ["events[1].subject"]);
     }
     // In the path, percent-encoded.
-    for path in [
-        "/v1/subjects/cust%0A1/withdraw-all",
-        &format!("/v1/subjects/{long}/withdraw-all"),
-    ] {
-        let r = app
-            .call(Method::POST, path, Some(&key), Some(json!({})))
-            .await;
+    for path in ["/v1/subjects/cust%0A1/withdraw-all", &format!("/v1/subjects/{long}/withdraw-all")] {
+        let r = app.call(Method::POST, path, Some(&key), Some(json!({}))).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
-        let r = app
-            .get(&path.replace("withdraw-all", "consents"), &key)
-            .await;
+        let r = app.get(&path.replace("withdraw-all", "consents"), &key).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let r = app
-        .get(&format!("/v1/decisions?subject={long}&purpose=ads"), &key)
-        .await;
+    let r = app.get(&format!("/v1/decisions?subject={long}&purpose=ads"), &key).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.written().await, before);
 }
@@ -155,16 +106,18 @@ async fn grants_must_name_a_published_version_of_a_known_purpose() {
         (grant("cust-1", "no-such-purpose", 1), "purpose"),
         (grant("cust-1", "Bad Purpose", 1), "purpose"),
         (grant("cust-1", "service", 1), "purpose"),
-        (
-            json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "expire"}),
-            "action",
-        ),
+        (json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "expire"}), "action"),
         (
             json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "grant", "method": "telepathy"}),
             "method",
         ),
+        (json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "grant", "evidence": "ip"}), "evidence"),
         (
-            json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "grant", "evidence": "ip"}),
+            json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "grant", "evidence": {"n": 9007199254740993u64}}),
+            "evidence",
+        ),
+        (
+            json!({"subject": "cust-1", "purpose": "ads", "version": 1, "action": "grant", "evidence": {"n": 1.5}}),
             "evidence",
         ),
         (
@@ -173,9 +126,7 @@ async fn grants_must_name_a_published_version_of_a_known_purpose() {
         ),
     ];
     for (body, field) in cases {
-        let r = app
-            .call(Method::POST, "/v1/consents", Some(&key), Some(body.clone()))
-            .await;
+        let r = app.call(Method::POST, "/v1/consents", Some(&key), Some(body.clone())).await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error_fields(&r), [field], "{body}");
     }
@@ -196,10 +147,7 @@ async fn an_opt_out_purpose_with_personal_data_is_a_422() {
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_fields(&r), ["model"]);
-    assert_problem(
-        &app.get("/v1/purposes/sneaky", &key).await,
-        StatusCode::NOT_FOUND,
-    );
+    assert_problem(&app.get("/v1/purposes/sneaky", &key).await, StatusCode::NOT_FOUND);
     // Nor may a category an opt-out purpose uses become personal.
     let r = app
         .call(
@@ -211,13 +159,8 @@ async fn an_opt_out_purpose_with_personal_data_is_a_422() {
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     let cats = app.get("/v1/data-categories", &key).await.body;
-    let stats = cats["data_categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "network-stats")
-        .unwrap()
-        .clone();
+    let stats =
+        cats["data_categories"].as_array().unwrap().iter().find(|c| c["id"] == "network-stats").unwrap().clone();
     assert_eq!(stats["personal"], false);
 }
 
@@ -229,39 +172,16 @@ async fn a_notice_missing_text_names_every_missing_field_and_publishes_nothing()
     let mut n = notice("ads v2");
     n["texts"]["en"]["benefit"] = json!("  ");
     n["texts"]["es"].as_object_mut().unwrap().remove("who");
-    n["texts"]["es"]
-        .as_object_mut()
-        .unwrap()
-        .remove("retention");
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/purposes/ads/versions",
-            Some(&key),
-            Some(n),
-        )
-        .await;
+    n["texts"]["es"].as_object_mut().unwrap().remove("retention");
+    let r = app.call(Method::POST, "/v1/purposes/ads/versions", Some(&key), Some(n)).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        error_fields(&r),
-        ["texts.en.benefit", "texts.es.who", "texts.es.retention"]
-    );
+    assert_eq!(error_fields(&r), ["texts.en.benefit", "texts.es.who", "texts.es.retention"]);
     let mut n = notice("ads v2");
     n["texts"].as_object_mut().unwrap().remove("es");
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/purposes/ads/versions",
-            Some(&key),
-            Some(n),
-        )
-        .await;
+    let r = app.call(Method::POST, "/v1/purposes/ads/versions", Some(&key), Some(n)).await;
     assert_eq!(error_fields(&r).len(), 6);
     assert!(error_fields(&r).iter().all(|f| f.starts_with("texts.es.")));
-    assert_eq!(
-        app.get("/v1/purposes/ads", &key).await.body["current_version"],
-        1
-    );
+    assert_eq!(app.get("/v1/purposes/ads", &key).await.body["current_version"], 1);
     assert_eq!(app.written().await, before);
 }
 
@@ -271,51 +191,26 @@ async fn an_idempotency_key_replays_the_same_request_and_refuses_a_different_one
     let key = app.admin.clone();
     let body = serde_json::to_vec(&grant("cust-1", "ads", 1)).unwrap();
     let headers = [("idempotency-key", "order-42")];
-    let first = app
-        .raw(
-            Method::POST,
-            "/v1/consents",
-            Some(&key),
-            body.clone(),
-            &headers,
-        )
-        .await;
+    let first = app.raw(Method::POST, "/v1/consents", Some(&key), body.clone(), &headers).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let after_first = app.written().await;
     app.clock.advance_ms(5_000);
-    let again = app
-        .raw(Method::POST, "/v1/consents", Some(&key), body, &headers)
-        .await;
+    let again = app.raw(Method::POST, "/v1/consents", Some(&key), body, &headers).await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.body, first.body);
     assert_eq!(app.written().await, after_first);
 
     let other = serde_json::to_vec(&withdraw("cust-1", "ads")).unwrap();
-    let r = app
-        .raw(Method::POST, "/v1/consents", Some(&key), other, &headers)
-        .await;
+    let r = app.raw(Method::POST, "/v1/consents", Some(&key), other, &headers).await;
     assert_problem(&r, StatusCode::CONFLICT);
     assert_eq!(app.written().await, after_first);
     assert_eq!(app.decision("cust-1", "ads").await["allowed"], true);
 
     // A batch with a used key replays too, and a bad key is a 422.
-    let batch = serde_json::to_vec(
-        &json!({"events": [grant("cust-2", "ads", 1), grant("cust-3", "ads", 1)]}),
-    )
-    .unwrap();
+    let batch = serde_json::to_vec(&json!({"events": [grant("cust-2", "ads", 1), grant("cust-3", "ads", 1)]})).unwrap();
     let h = [("idempotency-key", "batch-1")];
-    let first = app
-        .raw(
-            Method::POST,
-            "/v1/consents/batch",
-            Some(&key),
-            batch.clone(),
-            &h,
-        )
-        .await;
-    let again = app
-        .raw(Method::POST, "/v1/consents/batch", Some(&key), batch, &h)
-        .await;
+    let first = app.raw(Method::POST, "/v1/consents/batch", Some(&key), batch.clone(), &h).await;
+    let again = app.raw(Method::POST, "/v1/consents/batch", Some(&key), batch, &h).await;
     assert_eq!(first.body, again.body);
     assert_eq!(first.body["results"].as_array().unwrap().len(), 2);
     let r = app
@@ -333,22 +228,10 @@ async fn an_idempotency_key_replays_the_same_request_and_refuses_a_different_one
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
-    assert_problem(
-        &app.get("/v1/nothing-here", &app.admin.clone()).await,
-        StatusCode::NOT_FOUND,
-    );
-    let r = app
-        .call(
-            Method::DELETE,
-            "/v1/purposes",
-            Some(&app.admin.clone()),
-            None,
-        )
-        .await;
+    assert_problem(&app.get("/v1/nothing-here", &app.admin.clone()).await, StatusCode::NOT_FOUND);
+    let r = app.call(Method::DELETE, "/v1/purposes", Some(&app.admin.clone()), None).await;
     assert_problem(&r, StatusCode::METHOD_NOT_ALLOWED);
-    let r = app
-        .get("/v1/decisions?subject=cust-1", &app.admin.clone())
-        .await;
+    let r = app.get("/v1/decisions?subject=cust-1", &app.admin.clone()).await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
 }
 
@@ -357,23 +240,11 @@ async fn controller_settings_are_validated() {
     let app = spawn_app().await;
     let key = app.admin.clone();
     let r = app
-        .call(
-            Method::PATCH,
-            "/v1/controller",
-            Some(&key),
-            Some(json!({"profiles": ["us-xx"], "languages": []})),
-        )
+        .call(Method::PATCH, "/v1/controller", Some(&key), Some(json!({"profiles": ["us-xx"], "languages": []})))
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_fields(&r), ["languages", "profiles[0]"]);
-    let r = app
-        .ok(
-            Method::PATCH,
-            "/v1/controller",
-            &key,
-            json!({"profiles": ["us-me-isp", "us-ca-cpra"]}),
-        )
-        .await;
+    let r = app.ok(Method::PATCH, "/v1/controller", &key, json!({"profiles": ["us-me-isp", "us-ca-cpra"]})).await;
     assert_eq!(
         r,
         json!({"id": "acme", "name": "Acme Broadband", "languages": ["en", "es"], "profiles": ["us-me-isp", "us-ca-cpra"]})

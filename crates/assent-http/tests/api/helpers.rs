@@ -59,12 +59,8 @@ pub fn withdraw(subject: &str, purpose: &str) -> Value {
     json!({ "subject": subject, "purpose": purpose, "action": "withdraw", "method": "api" })
 }
 
-pub async fn open_service(
-    dir: &std::path::Path,
-    clock: Arc<ManualClock>,
-) -> Arc<Assent<SqliteStore>> {
-    let store =
-        SqliteStore::open(&dir.join("assent.db"), SqliteOptions::default()).expect("open store");
+pub async fn open_service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Assent<SqliteStore>> {
+    let store = SqliteStore::open(&dir.join("assent.db"), SqliteOptions::default()).expect("open store");
     Arc::new(Assent::open(store, clock).await.expect("open service"))
 }
 
@@ -72,91 +68,32 @@ pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(START));
     let service = open_service(dir.path(), clock.clone()).await;
-    service
-        .create_controller("acme", "Acme Broadband", &[], &["us-me-isp".into()])
-        .await
-        .expect("acme");
-    service
-        .create_controller("other", "Other Corp", &[], &[])
-        .await
-        .expect("other");
-    let admin = service
-        .create_api_key(&ControllerId::parse("acme").unwrap(), vec![Scope::Admin])
-        .await
-        .unwrap();
-    let other_admin = service
-        .create_api_key(&ControllerId::parse("other").unwrap(), vec![Scope::Admin])
-        .await
-        .unwrap();
-    let app = TestApp {
-        router: assent_http::router(service.clone()),
-        service,
-        clock,
-        admin,
-        other_admin,
-        dir,
-    };
+    service.create_controller("acme", "Acme Broadband", &[], &["us-me-isp".into()]).await.expect("acme");
+    service.create_controller("other", "Other Corp", &[], &[]).await.expect("other");
+    let admin = service.create_api_key(&ControllerId::parse("acme").unwrap(), vec![Scope::Admin]).await.unwrap();
+    let other_admin = service.create_api_key(&ControllerId::parse("other").unwrap(), vec![Scope::Admin]).await.unwrap();
+    let app = TestApp { router: assent_http::router(service.clone()), service, clock, admin, other_admin, dir };
 
     for (key, prefix) in [(app.admin.clone(), ""), (app.other_admin.clone(), "other-")] {
-        let cat =
-            |personal: bool| json!({"personal": personal, "names": {"en": "Data", "es": "Datos"}});
-        app.ok(
-            Method::PUT,
-            "/v1/data-categories/browsing-history",
-            &key,
-            cat(true),
-        )
-        .await;
-        app.ok(
-            Method::PUT,
-            "/v1/data-categories/network-stats",
-            &key,
-            cat(false),
-        )
-        .await;
+        let cat = |personal: bool| json!({"personal": personal, "names": {"en": "Data", "es": "Datos"}});
+        app.ok(Method::PUT, "/v1/data-categories/browsing-history", &key, cat(true)).await;
+        app.ok(Method::PUT, "/v1/data-categories/network-stats", &key, cat(false)).await;
         let purposes = [
-            (
-                "ads",
-                json!({"data_categories": ["browsing-history"], "targeted_advertising": true}),
-            ),
-            (
-                "sharing",
-                json!({"data_categories": ["browsing-history"], "sale_or_sharing": true}),
-            ),
-            (
-                "analytics",
-                json!({"model": "opt-out", "data_categories": ["network-stats"]}),
-            ),
-            (
-                "service",
-                json!({"model": "necessary", "data_categories": ["browsing-history"]}),
-            ),
-            (
-                "short-lived",
-                json!({"data_categories": ["browsing-history"], "max_age_days": 1}),
-            ),
+            ("ads", json!({"data_categories": ["browsing-history"], "targeted_advertising": true})),
+            ("sharing", json!({"data_categories": ["browsing-history"], "sale_or_sharing": true})),
+            ("analytics", json!({"model": "opt-out", "data_categories": ["network-stats"]})),
+            ("service", json!({"model": "necessary", "data_categories": ["browsing-history"]})),
+            ("short-lived", json!({"data_categories": ["browsing-history"], "max_age_days": 1})),
         ];
         for (id, body) in purposes {
             let id = format!("{prefix}{id}");
-            app.ok(Method::PUT, &format!("/v1/purposes/{id}"), &key, body)
-                .await;
-            app.ok(
-                Method::POST,
-                &format!("/v1/purposes/{id}/versions"),
-                &key,
-                notice(&id),
-            )
-            .await;
+            app.ok(Method::PUT, &format!("/v1/purposes/{id}"), &key, body).await;
+            app.ok(Method::POST, &format!("/v1/purposes/{id}/versions"), &key, notice(&id)).await;
         }
     }
     // `other` has a customer with a grant; acme must never see a trace of it.
     let r = app
-        .call(
-            Method::POST,
-            "/v1/consents",
-            Some(&app.other_admin.clone()),
-            Some(grant("other-cust", "other-ads", 1)),
-        )
+        .call(Method::POST, "/v1/consents", Some(&app.other_admin.clone()), Some(grant("other-cust", "other-ads", 1)))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     app
@@ -181,39 +118,18 @@ impl TestApp {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let response = self
-            .router
-            .clone()
-            .oneshot(builder.body(Body::from(body)).expect("request"))
-            .await
-            .expect("infallible");
+        let response =
+            self.router.clone().oneshot(builder.body(Body::from(body)).expect("request")).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).expect("json"))
-            .unwrap_or_default();
+    pub async fn call(&self, method: Method, uri: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let bytes = body.map(|b| serde_json::to_vec(&b).expect("json")).unwrap_or_default();
         self.raw(method, uri, key, bytes, &[]).await
     }
 
@@ -221,12 +137,7 @@ impl TestApp {
     pub async fn ok(&self, method: Method, uri: &str, key: &str, body: Value) -> Value {
         let body = if body.is_null() { None } else { Some(body) };
         let r = self.call(method.clone(), uri, Some(key), body).await;
-        assert!(
-            r.status.is_success(),
-            "{method} {uri} -> {} {:?}",
-            r.status,
-            r.body
-        );
+        assert!(r.status.is_success(), "{method} {uri} -> {} {:?}", r.status, r.body);
         r.body
     }
 
@@ -235,19 +146,11 @@ impl TestApp {
     }
 
     pub async fn key(&self, scopes: &[Scope]) -> String {
-        self.service
-            .create_api_key(&ControllerId::parse("acme").unwrap(), scopes.to_vec())
-            .await
-            .expect("key")
+        self.service.create_api_key(&ControllerId::parse("acme").unwrap(), scopes.to_vec()).await.expect("key")
     }
 
     pub async fn decision(&self, subject: &str, purpose: &str) -> Value {
-        self.get(
-            &format!("/v1/decisions?subject={subject}&purpose={purpose}"),
-            &self.admin.clone(),
-        )
-        .await
-        .body
+        self.get(&format!("/v1/decisions?subject={subject}&purpose={purpose}"), &self.admin.clone()).await.body
     }
 
     /// Everything acme has written: ledger entries, subjects and stored states.
@@ -264,10 +167,7 @@ impl TestApp {
 
 pub fn assert_problem(r: &Resp, status: StatusCode) {
     assert_eq!(r.status, status, "{:?}", r.body);
-    assert_eq!(
-        r.headers.get("content-type").map(|v| v.to_str().unwrap()),
-        Some("application/problem+json")
-    );
+    assert_eq!(r.headers.get("content-type").map(|v| v.to_str().unwrap()), Some("application/problem+json"));
     assert_eq!(r.body["status"], status.as_u16());
     assert!(r.body["type"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(r.body["title"].as_str().is_some_and(|t| !t.is_empty()));
@@ -276,10 +176,6 @@ pub fn assert_problem(r: &Resp, status: StatusCode) {
 pub fn error_fields(r: &Resp) -> Vec<String> {
     r.body["errors"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
+        .map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_owned()).collect())
         .unwrap_or_default()
 }

@@ -14,20 +14,11 @@ struct Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    let e = |method: Method, path: &'static str, scope: Scope, body: Option<Value>| Endpoint {
-        method,
-        path,
-        scope,
-        body,
-    };
+    let e =
+        |method: Method, path: &'static str, scope: Scope, body: Option<Value>| Endpoint { method, path, scope, body };
     vec![
         e(Method::GET, "/v1/controller", Scope::Admin, None),
-        e(
-            Method::PATCH,
-            "/v1/controller",
-            Scope::Admin,
-            Some(json!({"name": "Renamed"})),
-        ),
+        e(Method::PATCH, "/v1/controller", Scope::Admin, Some(json!({"name": "Renamed"}))),
         e(Method::GET, "/v1/data-categories", Scope::Catalog, None),
         e(
             Method::PUT,
@@ -37,60 +28,15 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(Method::GET, "/v1/purposes", Scope::Catalog, None),
         e(Method::GET, "/v1/purposes/ads", Scope::Catalog, None),
-        e(
-            Method::PUT,
-            "/v1/purposes/new-one",
-            Scope::Catalog,
-            Some(json!({"data_categories": ["browsing-history"]})),
-        ),
-        e(
-            Method::POST,
-            "/v1/purposes/ads/versions",
-            Scope::Catalog,
-            Some(notice("ads v2")),
-        ),
-        e(
-            Method::GET,
-            "/v1/purposes/ads/versions/1",
-            Scope::Catalog,
-            None,
-        ),
-        e(
-            Method::POST,
-            "/v1/consents",
-            Scope::Collect,
-            Some(grant("cust-1", "ads", 1)),
-        ),
-        e(
-            Method::POST,
-            "/v1/consents/batch",
-            Scope::Collect,
-            Some(json!({"events": [grant("cust-1", "ads", 1)]})),
-        ),
-        e(
-            Method::POST,
-            "/v1/subjects/cust-1/withdraw-all",
-            Scope::Collect,
-            Some(json!({"method": "api"})),
-        ),
-        e(
-            Method::GET,
-            "/v1/subjects/cust-1/consents",
-            Scope::Read,
-            None,
-        ),
-        e(
-            Method::GET,
-            "/v1/subjects/cust-1/history",
-            Scope::Read,
-            None,
-        ),
-        e(
-            Method::GET,
-            "/v1/decisions?subject=cust-1&purpose=ads",
-            Scope::Decide,
-            None,
-        ),
+        e(Method::PUT, "/v1/purposes/new-one", Scope::Catalog, Some(json!({"data_categories": ["browsing-history"]}))),
+        e(Method::POST, "/v1/purposes/ads/versions", Scope::Catalog, Some(notice("ads v2"))),
+        e(Method::GET, "/v1/purposes/ads/versions/1", Scope::Catalog, None),
+        e(Method::POST, "/v1/consents", Scope::Collect, Some(grant("cust-1", "ads", 1))),
+        e(Method::POST, "/v1/consents/batch", Scope::Collect, Some(json!({"events": [grant("cust-1", "ads", 1)]}))),
+        e(Method::POST, "/v1/subjects/cust-1/withdraw-all", Scope::Collect, Some(json!({"method": "api"}))),
+        e(Method::GET, "/v1/subjects/cust-1/consents", Scope::Read, None),
+        e(Method::GET, "/v1/subjects/cust-1/history", Scope::Read, None),
+        e(Method::GET, "/v1/decisions?subject=cust-1&purpose=ads", Scope::Decide, None),
         e(
             Method::POST,
             "/v1/decisions",
@@ -105,22 +51,12 @@ async fn every_endpoint_refuses_requests_without_a_valid_key_and_writes_nothing(
     let app = spawn_app().await;
     let before = app.written().await;
     for e in endpoints() {
-        for key in [
-            None,
-            Some("ak_0000000000000000000000000000000000000000000000000000000000000000"),
-            Some("not-a-key"),
-        ] {
-            let r = app
-                .call(e.method.clone(), e.path, key, e.body.clone())
-                .await;
+        for key in
+            [None, Some("ak_0000000000000000000000000000000000000000000000000000000000000000"), Some("not-a-key")]
+        {
+            let r = app.call(e.method.clone(), e.path, key, e.body.clone()).await;
             assert_problem(&r, StatusCode::UNAUTHORIZED);
-            assert_eq!(
-                r.headers.get("www-authenticate").unwrap(),
-                "Bearer",
-                "{} {}",
-                e.method,
-                e.path
-            );
+            assert_eq!(r.headers.get("www-authenticate").unwrap(), "Bearer", "{} {}", e.method, e.path);
         }
     }
     assert_eq!(app.written().await, before);
@@ -132,30 +68,14 @@ async fn every_endpoint_refuses_a_key_without_its_scope_and_writes_nothing() {
     let before = app.written().await;
     let name_before = app.get("/v1/controller", &app.admin.clone()).await.body["name"].clone();
     for e in endpoints() {
-        let others: Vec<Scope> = Scope::ALL
-            .into_iter()
-            .filter(|s| *s != e.scope && *s != Scope::Admin)
-            .collect();
+        let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != e.scope && *s != Scope::Admin).collect();
         let key = app.key(&others).await;
-        let r = app
-            .call(e.method.clone(), e.path, Some(&key), e.body.clone())
-            .await;
+        let r = app.call(e.method.clone(), e.path, Some(&key), e.body.clone()).await;
         assert_problem(&r, StatusCode::FORBIDDEN);
-        assert!(
-            r.body["detail"]
-                .as_str()
-                .unwrap()
-                .contains(e.scope.as_str()),
-            "{} {}",
-            e.method,
-            e.path
-        );
+        assert!(r.body["detail"].as_str().unwrap().contains(e.scope.as_str()), "{} {}", e.method, e.path);
     }
     assert_eq!(app.written().await, before);
-    assert_eq!(
-        app.get("/v1/controller", &app.admin.clone()).await.body["name"],
-        name_before
-    );
+    assert_eq!(app.get("/v1/controller", &app.admin.clone()).await.body["name"], name_before);
 }
 
 #[tokio::test]
@@ -164,24 +84,9 @@ async fn every_endpoint_accepts_a_key_with_exactly_its_scope() {
     for e in endpoints() {
         let key = app.key(&[e.scope]).await;
         // The subject must exist for the subject reads.
-        app.ok(
-            Method::POST,
-            "/v1/consents",
-            &app.admin.clone(),
-            grant("cust-1", "ads", 1),
-        )
-        .await;
-        let r = app
-            .call(e.method.clone(), e.path, Some(&key), e.body.clone())
-            .await;
-        assert!(
-            r.status.is_success(),
-            "{} {} -> {} {:?}",
-            e.method,
-            e.path,
-            r.status,
-            r.body
-        );
+        app.ok(Method::POST, "/v1/consents", &app.admin.clone(), grant("cust-1", "ads", 1)).await;
+        let r = app.call(e.method.clone(), e.path, Some(&key), e.body.clone()).await;
+        assert!(r.status.is_success(), "{} {} -> {} {:?}", e.method, e.path, r.status, r.body);
     }
 }
 
@@ -192,18 +97,9 @@ async fn another_controllers_resources_are_not_found_and_indistinguishable_from_
     // Reads of the other controller's purposes, versions and subjects: 404, like ids that never existed.
     for (theirs, missing) in [
         ("/v1/purposes/other-ads", "/v1/purposes/never-existed"),
-        (
-            "/v1/purposes/other-ads/versions/1",
-            "/v1/purposes/never-existed/versions/1",
-        ),
-        (
-            "/v1/subjects/other-cust/consents",
-            "/v1/subjects/never-existed/consents",
-        ),
-        (
-            "/v1/subjects/other-cust/history",
-            "/v1/subjects/never-existed/history",
-        ),
+        ("/v1/purposes/other-ads/versions/1", "/v1/purposes/never-existed/versions/1"),
+        ("/v1/subjects/other-cust/consents", "/v1/subjects/never-existed/consents"),
+        ("/v1/subjects/other-cust/history", "/v1/subjects/never-existed/history"),
     ] {
         let a = app.get(theirs, &key).await;
         let b = app.get(missing, &key).await;
@@ -211,67 +107,25 @@ async fn another_controllers_resources_are_not_found_and_indistinguishable_from_
         assert_eq!(a.status, b.status);
         assert_eq!(a.body["title"], b.body["title"]);
     }
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/purposes/other-ads/versions",
-            Some(&key),
-            Some(notice("x")),
-        )
-        .await;
+    let r = app.call(Method::POST, "/v1/purposes/other-ads/versions", Some(&key), Some(notice("x"))).await;
     assert_problem(&r, StatusCode::NOT_FOUND);
 
     // Decisions about their customer and purpose look exactly like unknown ones.
-    assert_eq!(
-        app.decision("other-cust", "other-ads").await,
-        app.decision("never-existed", "never-existed").await
-    );
-    assert_eq!(
-        app.decision("other-cust", "other-ads").await,
-        json!({"allowed": false, "reason": "unknown_purpose"})
-    );
-    assert_eq!(
-        app.decision("other-cust", "ads").await,
-        json!({"allowed": false, "reason": "not_asked"})
-    );
+    assert_eq!(app.decision("other-cust", "other-ads").await, app.decision("never-existed", "never-existed").await);
+    assert_eq!(app.decision("other-cust", "other-ads").await, json!({"allowed": false, "reason": "unknown_purpose"}));
+    assert_eq!(app.decision("other-cust", "ads").await, json!({"allowed": false, "reason": "not_asked"}));
 
     // Writing their purpose fails like any unknown purpose; withdraw-all of their customer
     // touches nothing of theirs.
-    let a = app
-        .call(
-            Method::POST,
-            "/v1/consents",
-            Some(&key),
-            Some(grant("other-cust", "other-ads", 1)),
-        )
-        .await;
-    let b = app
-        .call(
-            Method::POST,
-            "/v1/consents",
-            Some(&key),
-            Some(grant("other-cust", "never-existed", 1)),
-        )
-        .await;
+    let a = app.call(Method::POST, "/v1/consents", Some(&key), Some(grant("other-cust", "other-ads", 1))).await;
+    let b = app.call(Method::POST, "/v1/consents", Some(&key), Some(grant("other-cust", "never-existed", 1))).await;
     assert_problem(&a, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.body["errors"][0]["field"], b.body["errors"][0]["field"]);
-    let r = app
-        .ok(
-            Method::POST,
-            "/v1/subjects/other-cust/withdraw-all",
-            &key,
-            json!({}),
-        )
-        .await;
+    let r = app.ok(Method::POST, "/v1/subjects/other-cust/withdraw-all", &key, json!({})).await;
     assert_eq!(r, json!({"withdrawn": []}));
 
     // Their data is untouched: their customer is still granted, seen with their key.
-    let theirs = app
-        .get(
-            "/v1/decisions?subject=other-cust&purpose=other-ads",
-            &app.other_admin.clone(),
-        )
-        .await;
+    let theirs = app.get("/v1/decisions?subject=other-cust&purpose=other-ads", &app.other_admin.clone()).await;
     assert_eq!(theirs.body, json!({"allowed": true, "reason": "granted"}));
     let theirs = app.get("/v1/controller", &app.other_admin.clone()).await;
     assert_eq!(theirs.body["id"], "other");
@@ -285,20 +139,10 @@ async fn keys_are_stored_only_as_hashes() {
     let db = std::fs::read(app.dir.path().join("assent.db")).unwrap();
     let wal = std::fs::read(app.dir.path().join("assent.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
-        assert!(
-            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-            "the key secret must not be stored"
-        );
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the key secret must not be stored");
     }
     let hash = assent_core::crypto::sha256(key.as_bytes());
-    assert!(
-        app.service
-            .store()
-            .find_api_key(hash)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(app.service.store().find_api_key(hash).await.unwrap().is_some());
 }
 
 use assent_store::Store;

@@ -12,18 +12,11 @@ pub const DEMO_CATALOG: &str = include_str!("../../catalog/demo.toml");
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     serve::init_logging(settings.json_logs);
-    let file: CatalogFile =
-        toml::from_str(DEMO_CATALOG).map_err(|e| format!("demo catalog is invalid: {e}"))?;
+    let file: CatalogFile = toml::from_str(DEMO_CATALOG).map_err(|e| format!("demo catalog is invalid: {e}"))?;
     let service = open_service(&settings).await?;
-    let report = service
-        .apply_catalog(&file)
-        .await
-        .map_err(|e| describe(&e))?;
+    let report = service.apply_catalog(&file).await.map_err(|e| describe(&e))?;
     let controller = assent_core::ControllerId::parse(&file.controller.id)?;
-    let key = service
-        .create_api_key(&controller, vec![Scope::Admin])
-        .await
-        .map_err(|e| describe(&e))?;
+    let key = service.create_api_key(&controller, vec![Scope::Admin]).await.map_err(|e| describe(&e))?;
     let listen = settings.listen.clone();
     serve::serve(service, &listen, move |addr| {
         let base = format!("http://{addr}");

@@ -15,47 +15,13 @@ use crate::config::Settings;
 
 pub async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(args) => {
-            serve::run(crate::config::resolve(
-                &args.storage,
-                args.listen.as_deref(),
-            )?)
-            .await
+        Command::Serve(args) => serve::run(crate::config::resolve(&args.storage, args.listen.as_deref())?).await,
+        Command::Demo(args) => demo::run(crate::config::resolve(&args.storage, args.listen.as_deref())?).await,
+        Command::Controllers(ControllersCommand::Create { id, name, languages, profiles, storage }) => {
+            admin::create_controller(crate::config::resolve(&storage, None)?, &id, &name, &languages, &profiles).await
         }
-        Command::Demo(args) => {
-            demo::run(crate::config::resolve(
-                &args.storage,
-                args.listen.as_deref(),
-            )?)
-            .await
-        }
-        Command::Controllers(ControllersCommand::Create {
-            id,
-            name,
-            languages,
-            profiles,
-            storage,
-        }) => {
-            admin::create_controller(
-                crate::config::resolve(&storage, None)?,
-                &id,
-                &name,
-                &languages,
-                &profiles,
-            )
-            .await
-        }
-        Command::Keys(KeysCommand::Create {
-            controller,
-            scopes,
-            storage,
-        }) => {
-            admin::create_key(
-                crate::config::resolve(&storage, None)?,
-                &controller,
-                &scopes,
-            )
-            .await
+        Command::Keys(KeysCommand::Create { controller, scopes, storage }) => {
+            admin::create_key(crate::config::resolve(&storage, None)?, &controller, &scopes).await
         }
     }
 }
@@ -76,8 +42,7 @@ fn sqlite_path(settings: &Settings) -> Result<PathBuf, String> {
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create data directory `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory `{}`: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -96,9 +61,7 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
 
 async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, String> {
     let store = open_store(settings)?;
-    let service = Assent::open(store, Arc::new(SystemClock))
-        .await
-        .map_err(|e| describe(&e))?;
+    let service = Assent::open(store, Arc::new(SystemClock)).await.map_err(|e| describe(&e))?;
     Ok(Arc::new(service))
 }
 

@@ -12,25 +12,15 @@ pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASSENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     // Ignore a second initialisation (tests may call this more than once).
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     init_logging(settings.json_logs);
     let service = open_service(&settings).await?;
-    serve(service, &settings.listen, |addr| {
-        eprintln!("assent listening on http://{addr}")
-    })
-    .await
+    serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
 }
 
 pub async fn serve(
@@ -38,16 +28,13 @@ pub async fn serve(
     listen: &str,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on `{listen}`: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on `{listen}`: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_listening(addr);
     tracing::info!(%addr, controllers = service.controller_ids().len(), "serving");
     let router = assent_http::router(service);
-    assent_http::serve(listener, router, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
 }
 
 async fn shutdown_signal() {

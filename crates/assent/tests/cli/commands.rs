@@ -18,41 +18,11 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     let cases: Vec<Vec<&str>> = vec![
         vec!["controllers", "create", "Bad Id", "--name", "X"],
         vec!["controllers", "create", "acme", "--name", "Again"],
-        vec![
-            "controllers",
-            "create",
-            "new-one",
-            "--name",
-            "X",
-            "--profile",
-            "us-xx",
-        ],
-        vec![
-            "controllers",
-            "create",
-            "new-two",
-            "--name",
-            "X",
-            "--language",
-            "english",
-        ],
+        vec!["controllers", "create", "new-one", "--name", "X", "--profile", "us-xx"],
+        vec!["controllers", "create", "new-two", "--name", "X", "--language", "english"],
         vec!["controllers", "create", "new-three", "--name", " "],
-        vec![
-            "keys",
-            "create",
-            "--controller",
-            "acme",
-            "--scope",
-            "superuser",
-        ],
-        vec![
-            "keys",
-            "create",
-            "--controller",
-            "nobody",
-            "--scope",
-            "read",
-        ],
+        vec!["keys", "create", "--controller", "acme", "--scope", "superuser"],
+        vec!["keys", "create", "--controller", "nobody", "--scope", "read"],
         vec!["keys", "create", "--controller", "Bad!", "--scope", "read"],
     ];
     for args in cases {
@@ -64,10 +34,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         assert!(stdout(&o).is_empty(), "{args:?} printed to stdout");
     }
     // Nothing was created by the failures.
-    let o = assent(
-        &["controllers", "create", "new-one", "--name", "X"],
-        dir.path(),
-    );
+    let o = assent(&["controllers", "create", "new-one", "--name", "X"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -75,15 +42,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 fn a_postgres_url_is_refused_clearly_until_that_backend_exists() {
     let dir = tempfile::tempdir().unwrap();
     let o = assent(
-        &[
-            "controllers",
-            "create",
-            "acme",
-            "--name",
-            "X",
-            "--database-url",
-            "postgres://localhost/test",
-        ],
+        &["controllers", "create", "acme", "--name", "X", "--database-url", "postgres://localhost/test"],
         dir.path(),
     );
     assert!(!o.status.success());

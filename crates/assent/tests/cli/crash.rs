@@ -26,10 +26,7 @@ fn notice() -> Value {
 type Acked = Arc<Mutex<Vec<(u64, String)>>>;
 
 async fn load(base: String, key: String, acked: Acked, round: usize) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let (client, base, key, acked) = (client.clone(), base.clone(), key.clone(), acked.clone());
@@ -81,11 +78,7 @@ async fn every_acknowledged_event_survives_kill_9() {
             "/v1/data-categories/browsing-history",
             json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}),
         ),
-        (
-            "PUT",
-            "/v1/purposes/ads",
-            json!({"data_categories": ["browsing-history"], "targeted_advertising": true}),
-        ),
+        ("PUT", "/v1/purposes/ads", json!({"data_categories": ["browsing-history"], "targeted_advertising": true})),
         ("POST", "/v1/purposes/ads/versions", notice()),
     ] {
         let r = client
@@ -108,24 +101,16 @@ async fn every_acknowledged_event_survives_kill_9() {
         let before_kill = acked.lock().unwrap().len();
         server.kill_9();
         load.await.unwrap();
-        assert!(
-            before_kill > 0,
-            "round {round}: the load produced no acknowledged writes"
-        );
+        assert!(before_kill > 0, "round {round}: the load produced no acknowledged writes");
     }
 
     // A last start must come up on what is left, and answer like the rebuild.
     let server = Server::start(dir.path()).await;
-    let subjects: Vec<String> = (0..WRITERS)
-        .map(|w| format!("r{}-w{w}-s0", ROUNDS - 1))
-        .collect();
+    let subjects: Vec<String> = (0..WRITERS).map(|w| format!("r{}-w{w}-s0", ROUNDS - 1)).collect();
     let mut answers = HashMap::new();
     for s in &subjects {
         let v: Value = client
-            .get(format!(
-                "{}/v1/decisions?subject={s}&purpose=ads",
-                server.base
-            ))
+            .get(format!("{}/v1/decisions?subject={s}&purpose=ads", server.base))
             .bearer_auth(&key)
             .send()
             .await
@@ -141,57 +126,26 @@ async fn every_acknowledged_event_survives_kill_9() {
     let id = ControllerId::parse("crash").unwrap();
     let size = store.ledger_size(id.clone()).await.unwrap();
     let entries = store.entries(id.clone(), 0, size).await.unwrap();
-    assert_eq!(
-        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        (0..size).collect::<Vec<_>>(),
-        "gapless"
-    );
-    let by_seq: BTreeMap<u64, String> = entries
-        .iter()
-        .map(|e| (e.seq, assent_core::crypto::to_hex(&e.leaf_hash)))
-        .collect();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>(), "gapless");
+    let by_seq: BTreeMap<u64, String> =
+        entries.iter().map(|e| (e.seq, assent_core::crypto::to_hex(&e.leaf_hash))).collect();
     let acked = acked.lock().unwrap().clone();
     for (seq, leaf) in &acked {
-        assert_eq!(
-            by_seq.get(seq),
-            Some(leaf),
-            "acknowledged event {seq} is missing or different"
-        );
+        assert_eq!(by_seq.get(seq), Some(leaf), "acknowledged event {seq} is missing or different");
     }
-    let decoded: Vec<_> = entries
-        .iter()
-        .map(|e| (e.seq, assent_core::encoding::decode(&e.bytes).unwrap()))
-        .collect();
+    let decoded: Vec<_> = entries.iter().map(|e| (e.seq, assent_core::encoding::decode(&e.bytes).unwrap())).collect();
     let rebuilt = fold(decoded.iter().map(|(s, e)| (*s, e)));
-    let stored: StateMap = store
-        .load_states(id.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| ((s.subject, s.purpose), s.state))
-        .collect();
-    assert_eq!(
-        stored, rebuilt,
-        "stored state equals the rebuild from the ledger"
-    );
+    let stored: StateMap =
+        store.load_states(id.clone()).await.unwrap().into_iter().map(|s| ((s.subject, s.purpose), s.state)).collect();
+    assert_eq!(stored, rebuilt, "stored state equals the rebuild from the ledger");
 
     // The restarted server's decisions agree with the rebuild.
-    let pseudonyms: HashMap<String, assent_core::event::Pseudonym> = store
-        .load_subjects(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id.as_str().to_owned(), s.pseudonym))
-        .collect();
+    let pseudonyms: HashMap<String, assent_core::event::Pseudonym> =
+        store.load_subjects(id).await.unwrap().into_iter().map(|s| (s.id.as_str().to_owned(), s.pseudonym)).collect();
     for (subject, allowed) in answers {
-        let state = pseudonyms
-            .get(&subject)
-            .and_then(|p| rebuilt.get(&(*p, assent_core::PurposeId::parse("ads").unwrap())));
-        assert_eq!(
-            allowed,
-            state.is_some_and(|s| s.action == assent_core::Action::Grant),
-            "{subject}"
-        );
+        let state =
+            pseudonyms.get(&subject).and_then(|p| rebuilt.get(&(*p, assent_core::PurposeId::parse("ads").unwrap())));
+        assert_eq!(allowed, state.is_some_and(|s| s.action == assent_core::Action::Grant), "{subject}");
     }
     eprintln!(
         "crash test: {} acknowledged events over {ROUNDS} kill -9 rounds, {size} in the ledger, {:?}",

@@ -24,23 +24,9 @@ pub fn stderr(o: &Output) -> String {
 
 /// Creates controller `id` and returns an admin key for it, through the CLI.
 pub fn controller_with_admin_key(data_dir: &Path, id: &str) -> String {
-    let o = assent(
-        &[
-            "controllers",
-            "create",
-            id,
-            "--name",
-            "Test Co",
-            "--profile",
-            "us-me-isp",
-        ],
-        data_dir,
-    );
+    let o = assent(&["controllers", "create", id, "--name", "Test Co", "--profile", "us-me-isp"], data_dir);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = assent(
-        &["keys", "create", "--controller", id, "--scope", "admin"],
-        data_dir,
-    );
+    let o = assent(&["keys", "create", "--controller", id, "--scope", "admin"], data_dir);
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
@@ -52,18 +38,9 @@ pub struct Server {
 
 impl Server {
     pub async fn start(data_dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_assent"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("ASSENT_LOG", "warn")
             .stdout(Stdio::null())
@@ -93,11 +70,7 @@ impl Server {
 
     /// SIGTERM, then wait for the graceful exit.
     pub fn stop(mut self) {
-        let terminated = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
+        let terminated = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
         assert!(terminated.success());
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "graceful shutdown exits 0, got {status}");
