@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod merkle;
+pub mod note;
 pub mod state;
 pub mod time;
 
