@@ -11,12 +11,16 @@
 //!
 //! Notice entry: `controller, hash, kind="notice", published_at, purpose, v, version`.
 //!
+//! Erasure entry: `controller, kind="erasure", recorded_at, v` (it names no one).
+//!
 //! `subject` and `evidence` are lowercase hex of 32 bytes; `recorded_at`/`published_at` use the
 //! fixed-width `YYYY-MM-DDTHH:MM:SS.mmmZ` form. A change needs a new `v` and a decoder for both.
 
 use crate::catalog::ContentHash;
 use crate::crypto::{from_hex32, to_hex};
-use crate::event::{Action, ConsentEvent, LedgerEntry, Method, NoticePublication, Pseudonym, parse_jurisdiction};
+use crate::event::{
+    Action, ConsentEvent, Erasure, LedgerEntry, Method, NoticePublication, Pseudonym, parse_jurisdiction,
+};
 use crate::id::{ControllerId, Language, PurposeId};
 use crate::time::Timestamp;
 
@@ -107,6 +111,14 @@ pub fn encode(entry: &LedgerEntry) -> Vec<u8> {
     match entry {
         LedgerEntry::Consent(e) => encode_consent(e, &mut out),
         LedgerEntry::Notice(n) => encode_notice(n, &mut out),
+        LedgerEntry::Erasure(e) => {
+            let mut w = ObjectWriter::new(&mut out);
+            w.str("controller", e.controller.as_str());
+            w.str("kind", "erasure");
+            w.str("recorded_at", &e.recorded_at.to_string());
+            w.uint("v", ENCODING_VERSION);
+            w.finish();
+        }
     }
     out
 }
@@ -163,7 +175,7 @@ struct RawEntry {
     language: Option<String>,
     method: Option<String>,
     notice_hash: Option<String>,
-    purpose: String,
+    purpose: Option<String>,
     recorded_at: Option<String>,
     subject: Option<String>,
     version: Option<u32>,
@@ -187,7 +199,7 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
         return Err(DecodeError::Version(raw.v));
     }
     let controller = check("controller", ControllerId::parse(&raw.controller))?;
-    let purpose = check("purpose", PurposeId::parse(&raw.purpose))?;
+    let purpose = || check("purpose", PurposeId::parse(raw.purpose.as_deref().unwrap_or_default()));
     let entry = match raw.kind.as_str() {
         "consent" => {
             let hex32 = |name: &'static str, s: String| {
@@ -196,7 +208,7 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
             LedgerEntry::Consent(ConsentEvent {
                 controller,
                 subject: Pseudonym(hex32("subject", field("subject", raw.subject)?)?),
-                purpose,
+                purpose: purpose()?,
                 version: raw.version,
                 notice_hash: raw.notice_hash.map(|h| check("notice_hash", ContentHash::parse(&h))).transpose()?,
                 action: check("action", Action::parse(&field("action", raw.action)?))?,
@@ -209,10 +221,14 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
         }
         "notice" => LedgerEntry::Notice(NoticePublication {
             controller,
-            purpose,
+            purpose: purpose()?,
             version: field("version", raw.version)?,
             hash: check("hash", ContentHash::parse(&field("hash", raw.hash)?))?,
             published_at: check("published_at", Timestamp::parse_rfc3339(&field("published_at", raw.published_at)?))?,
+        }),
+        "erasure" => LedgerEntry::Erasure(Erasure {
+            controller,
+            recorded_at: check("recorded_at", Timestamp::parse_rfc3339(&field("recorded_at", raw.recorded_at)?))?,
         }),
         other => {
             return Err(DecodeError::Field { field: "kind", message: format!("unknown kind `{other}`") });

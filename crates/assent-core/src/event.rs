@@ -121,18 +121,27 @@ pub struct NoticePublication {
     pub published_at: Timestamp,
 }
 
+/// A subject was erased. It deliberately names no one: the entry records that an erasure
+/// happened and when, so the log shows it, without keeping the link it destroyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub controller: ControllerId,
+    pub recorded_at: Timestamp,
+}
+
 /// One leaf of a controller's ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEntry {
     Consent(ConsentEvent),
     Notice(NoticePublication),
+    Erasure(Erasure),
 }
 
 impl LedgerEntry {
     pub fn as_consent(&self) -> Option<&ConsentEvent> {
         match self {
             Self::Consent(e) => Some(e),
-            Self::Notice(_) => None,
+            Self::Notice(_) | Self::Erasure(_) => None,
         }
     }
 }

@@ -305,6 +305,7 @@ impl<S: Store> Assent<S> {
                 entries: vec![entry],
                 notice_versions: vec![published.clone()],
                 idempotency: None,
+                erase_subject: None,
             })
             .await
             .map_err(|e| match e {

@@ -460,7 +460,14 @@ impl<S: Store> Assent<S> {
             return Ok(Vec::new());
         }
         let claim = idempotency.as_ref().map(|i| IdempotencyClaim { key: i.key.clone(), request_hash: i.request_hash });
-        let batch = AppendBatch { controller, new_subjects, entries, notice_versions: vec![], idempotency: claim };
+        let batch = AppendBatch {
+            controller,
+            new_subjects,
+            entries,
+            notice_versions: vec![],
+            idempotency: claim,
+            erase_subject: None,
+        };
         let appended = match self.store.append(batch.clone()).await {
             Ok(a) => a,
             Err(StoreError::IdempotencyKeyUsed(record)) => {
@@ -478,7 +485,7 @@ impl<S: Store> Assent<S> {
             .zip(appended.first_seq..)
             .filter_map(|(new, seq)| match new.entry {
                 LedgerEntry::Consent(event) => Some(Committed { seq, event, leaf_hash: new.leaf_hash }),
-                LedgerEntry::Notice(_) => None,
+                LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => None,
             })
             .collect();
         {

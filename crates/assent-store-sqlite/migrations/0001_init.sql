@@ -84,6 +84,28 @@ CREATE TABLE evidence (
     PRIMARY KEY (controller, seq)
 ) WITHOUT ROWID;
 
+-- Complete Merkle subtrees: node (level, idx) hashes leaves [idx * 2^level, (idx + 1) * 2^level).
+-- Level 0 is ledger.leaf_hash; levels >= 1 are stored here when their subtree completes, so any
+-- root or proof needs O(log n) reads.
+CREATE TABLE tree_nodes (
+    controller  TEXT NOT NULL,
+    level       INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
+    hash        BLOB NOT NULL,
+    PRIMARY KEY (controller, level, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE checkpoints (
+    controller  TEXT NOT NULL,
+    tree_size   INTEGER NOT NULL,
+    root        BLOB NOT NULL,
+    note        TEXT NOT NULL,    -- the C2SP signed note, exactly as served
+    signed_at   INTEGER NOT NULL,
+    PRIMARY KEY (controller, tree_size)
+) WITHOUT ROWID;
+
+CREATE INDEX evidence_by_subject ON evidence (controller, subject_no);
+
 CREATE TABLE idempotency (
     controller   TEXT NOT NULL,
     key          TEXT NOT NULL,

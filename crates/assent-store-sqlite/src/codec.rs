@@ -2,7 +2,7 @@
 
 use assent_core::event::{Action, Method, Pseudonym};
 use assent_core::{ConsentState, ControllerId, PurposeId, Timestamp};
-use assent_store::{StoreError, StoreResult, StoredState};
+use assent_store::{StoreError, StoreResult, StoredCheckpoint, StoredState};
 use rusqlite::Connection;
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -62,6 +62,29 @@ pub(crate) fn load_states(conn: &Connection, controller: &ControllerId) -> Store
                 method: Method::parse_any(&method).map_err(StoreError::Corrupt)?,
                 seq: seq_from_sql(seq)?,
             },
+        })
+    })
+    .collect()
+}
+
+pub(crate) fn read_checkpoints(
+    conn: &Connection,
+    sql: &str,
+    controller: &ControllerId,
+) -> StoreResult<Vec<StoredCheckpoint>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map([controller.as_str()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+        })
+        .map_err(backend)?;
+    rows.map(|row| {
+        let (size, root, note, signed_at) = row.map_err(backend)?;
+        Ok(StoredCheckpoint {
+            tree_size: seq_from_sql(size)?,
+            root: hash32(&root, "checkpoint root")?,
+            note,
+            signed_at: Timestamp::from_unix_millis(signed_at),
         })
     })
     .collect()

@@ -19,7 +19,7 @@ use assent_core::event::Pseudonym;
 use assent_core::{ControllerId, DataCategory, Purpose};
 use assent_store::{
     ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
-    StoreResult, StoredEntry, StoredState, SubjectRecord,
+    StoreResult, StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -133,6 +133,21 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(Box::new(e)))?
     }
+}
+
+/// Reads stored node `(level, index)`: level 0 from the ledger's leaf hashes.
+pub(crate) fn read_node(conn: &Connection, controller: &ControllerId, level: u8, index: u64) -> StoreResult<[u8; 32]> {
+    let index_sql = codec::seq_to_sql(index)?;
+    let row: Option<Vec<u8>> = if level == 0 {
+        conn.prepare_cached("SELECT leaf_hash FROM ledger WHERE controller = ?1 AND seq = ?2")
+            .and_then(|mut s| s.query_row(params![controller.as_str(), index_sql], |r| r.get(0)).optional())
+    } else {
+        conn.prepare_cached("SELECT hash FROM tree_nodes WHERE controller = ?1 AND level = ?2 AND idx = ?3")
+            .and_then(|mut s| s.query_row(params![controller.as_str(), level, index_sql], |r| r.get(0)).optional())
+    }
+    .map_err(backend)?;
+    let bytes = row.ok_or_else(|| StoreError::NotFound(format!("tree node ({level}, {index})")))?;
+    codec::hash32(&bytes, "tree node")
 }
 
 fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
@@ -432,6 +447,83 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn tree_nodes(&self, controller: ControllerId, nodes: Vec<(u8, u64)>) -> StoreResult<Vec<[u8; 32]>> {
+        self.read(move |conn| nodes.iter().map(|(level, index)| read_node(conn, &controller, *level, *index)).collect())
+            .await
+    }
+
+    async fn level_nodes(
+        &self,
+        controller: ControllerId,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, [u8; 32])>> {
+        let (start, end) = (codec::seq_to_sql(start)?, codec::seq_to_sql(end)?);
+        self.read(move |conn| {
+            let sql = if level == 0 {
+                "SELECT seq, leaf_hash FROM ledger WHERE controller = ?1 AND ?2 = 0 AND seq >= ?3 AND seq < ?4 ORDER BY seq"
+            } else {
+                "SELECT idx, hash FROM tree_nodes WHERE controller = ?1 AND level = ?2 AND idx >= ?3 AND idx < ?4 ORDER BY idx"
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(params![controller.as_str(), level, start, end], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (index, hash) = row.map_err(backend)?;
+                Ok((codec::seq_from_sql(index)?, codec::hash32(&hash, "tree node")?))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn put_checkpoint(&self, controller: ControllerId, checkpoint: StoredCheckpoint) -> StoreResult<()> {
+        let size = codec::seq_to_sql(checkpoint.tree_size)?;
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                conn.execute(
+                    "INSERT INTO checkpoints (controller, tree_size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO NOTHING",
+                    params![
+                        controller.as_str(),
+                        size,
+                        &checkpoint.root[..],
+                        checkpoint.note,
+                        checkpoint.signed_at.unix_millis()
+                    ],
+                )
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn latest_checkpoint(&self, controller: ControllerId) -> StoreResult<Option<StoredCheckpoint>> {
+        self.read(move |conn| {
+            Ok(codec::read_checkpoints(
+                conn,
+                "SELECT tree_size, root, note, signed_at FROM checkpoints WHERE controller = ?1 ORDER BY tree_size DESC LIMIT 1",
+                &controller,
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, controller: ControllerId) -> StoreResult<Vec<StoredCheckpoint>> {
+        self.read(move |conn| {
+            codec::read_checkpoints(
+                conn,
+                "SELECT tree_size, root, note, signed_at FROM checkpoints WHERE controller = ?1 ORDER BY tree_size",
+                &controller,
+            )
         })
         .await
     }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
-use assent_core::{ControllerId, LedgerEntry};
+use assent_core::crypto::Hash32;
+use assent_core::{ControllerId, LedgerEntry, merkle};
 use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -11,19 +12,54 @@ use tokio::sync::oneshot;
 use crate::codec::{backend, hash32, seq_from_sql, seq_to_sql, to_json};
 use crate::{CommitMode, SqliteOptions};
 
-/// Next sequence number per controller, valid for the transaction in progress. Read from the
-/// table at the first use in each transaction, so another process's writes are never overrun.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct SeqCache(HashMap<ControllerId, u64>);
+/// What the writer remembers within one transaction: the next sequence number per controller
+/// (read from the table at first use, so another process's writes are never overrun) and the
+/// Merkle nodes written so far (so completing a subtree rarely reads its left child back).
+#[derive(Debug, Default)]
+pub(crate) struct SeqCache {
+    next: HashMap<ControllerId, u64>,
+    nodes: HashMap<(ControllerId, u8, u64), Hash32>,
+}
 
 impl SeqCache {
     fn next(&mut self, conn: &Connection, controller: &ControllerId) -> StoreResult<u64> {
-        if let Some(next) = self.0.get(controller) {
+        if let Some(next) = self.next.get(controller) {
             return Ok(*next);
         }
         let next = next_seq(conn, controller)?;
-        self.0.insert(controller.clone(), next);
+        self.next.insert(controller.clone(), next);
         Ok(next)
+    }
+
+    /// Forgets what a rolled-back job wrote.
+    fn restore(&mut self, next: HashMap<ControllerId, u64>) {
+        self.next = next;
+        self.nodes.clear();
+    }
+
+    fn node(&mut self, conn: &Connection, controller: &ControllerId, level: u8, index: u64) -> StoreResult<Hash32> {
+        if let Some(hash) = self.nodes.get(&(controller.clone(), level, index)) {
+            return Ok(*hash);
+        }
+        let hash = crate::read_node(conn, controller, level, index)?;
+        self.nodes.insert((controller.clone(), level, index), hash);
+        Ok(hash)
+    }
+
+    /// Records leaf `n` and stores every subtree it completes.
+    fn add_leaf(&mut self, conn: &Connection, controller: &ControllerId, n: u64, leaf: Hash32) -> StoreResult<()> {
+        self.nodes.insert((controller.clone(), 0, n), leaf);
+        let mut insert = conn
+            .prepare_cached("INSERT INTO tree_nodes (controller, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(backend)?;
+        for (level, index) in merkle::completed_by(n) {
+            let left = self.node(conn, controller, level - 1, 2 * index)?;
+            let right = self.node(conn, controller, level - 1, 2 * index + 1)?;
+            let hash = merkle::node_hash(&left, &right);
+            insert.execute(params![controller.as_str(), level, seq_to_sql(index)?, &hash[..]]).map_err(backend)?;
+            self.nodes.insert((controller.clone(), level, index), hash);
+        }
+        Ok(())
     }
 }
 
@@ -103,7 +139,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
     let mut poisoned = false;
     let mut jobs = jobs.into_iter();
     for job in jobs.by_ref() {
-        let before = seqs.clone();
+        let before = seqs.next.clone();
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             completions.push(fail_with(job, e));
             poisoned = true;
@@ -113,7 +149,7 @@ fn run_group(conn: &Connection, jobs: Vec<Job>) {
         let closed = if ok {
             conn.execute_batch("RELEASE job")
         } else {
-            seqs = before;
+            seqs.restore(before);
             conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
         completions.push(completion);
@@ -242,6 +278,25 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
         .map_err(backend)?;
     }
 
+    if let Some(number) = batch.erase_subject {
+        let number = seq_to_sql(number)?;
+        let mut erased = 0;
+        for sql in [
+            "DELETE FROM subjects WHERE controller = ?1 AND number = ?2",
+            "DELETE FROM evidence WHERE controller = ?1 AND subject_no = ?2",
+            "DELETE FROM consent_state WHERE controller = ?1 AND subject_no = ?2",
+        ] {
+            let deleted =
+                conn.prepare_cached(sql).and_then(|mut s| s.execute(params![controller, number])).map_err(backend)?;
+            if erased == 0 {
+                erased = deleted;
+            }
+        }
+        if erased == 0 {
+            return Err(StoreError::NotFound(format!("subject number {number}")));
+        }
+    }
+
     {
         let mut insert_subject = conn
             .prepare_cached(
@@ -330,7 +385,13 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                     .map_err(backend)?;
                 notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
             }
+            LedgerEntry::Erasure(_) => {
+                insert_entry
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None])
+                    .map_err(backend)?;
+            }
         }
+        seqs.add_leaf(conn, &batch.controller, first_seq + offset, new.leaf_hash)?;
     }
 
     for version in &batch.notice_versions {
@@ -354,6 +415,6 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     }
 
     let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
-    seqs.0.insert(batch.controller.clone(), first_seq + count);
+    seqs.next.insert(batch.controller.clone(), first_seq + count);
     Ok(Appended { first_seq })
 }

@@ -93,7 +93,14 @@ fn consent(c: &ControllerId, s: &SubjectRecord, p: &str, action: Action, at: i64
 }
 
 fn batch(c: &ControllerId, entries: Vec<NewEntry>) -> AppendBatch {
-    AppendBatch { controller: c.clone(), new_subjects: vec![], entries, notice_versions: vec![], idempotency: None }
+    AppendBatch {
+        controller: c.clone(),
+        new_subjects: vec![],
+        entries,
+        notice_versions: vec![],
+        idempotency: None,
+        erase_subject: None,
+    }
 }
 
 /// Runs the whole story against an empty store.
@@ -105,6 +112,91 @@ pub async fn run<S: Store + Clone>(store: S) {
     idempotency_keys_are_claimed_once(&store).await;
     stored_state_is_the_projection_of_the_ledger(&store).await;
     concurrent_appends_stay_gapless(&store).await;
+    merkle_nodes_are_stored_as_subtrees_complete(&store).await;
+    checkpoints_round_trip(&store).await;
+    erasure_unlinks_a_subject_and_keeps_the_ledger(&store).await;
+}
+
+async fn merkle_nodes_are_stored_as_subtrees_complete<S: Store>(store: &S) {
+    use assent_core::merkle::{MemoryTree, nodes_needed, root};
+    let c = controller("merkle");
+    store.create_controller(c.clone()).await.expect("create");
+    let s = subject("cust-1", 9);
+    let mut first = true;
+    // Uneven batches so subtrees complete inside and across appends.
+    for size in [1usize, 2, 5, 1, 13, 7] {
+        let entries =
+            (0..size).map(|i| consent(&c.id, &s, "ads", Action::Grant, i64::try_from(i).expect("small"))).collect();
+        let mut b = batch(&c.id, entries);
+        if first {
+            b.new_subjects.push(s.clone());
+            first = false;
+        }
+        store.append(b).await.expect("append");
+    }
+    let size = store.ledger_size(c.id.clone()).await.expect("size");
+    assert_eq!(size, 29);
+    let mut tree = MemoryTree::default();
+    for e in store.entries(c.id.clone(), 0, size).await.expect("entries") {
+        tree.push(e.leaf_hash);
+    }
+    for n in 1..=size {
+        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
+        let stored = store.tree_nodes(c.id.clone(), wanted.clone()).await.expect("nodes");
+        let mut lookup = wanted.iter().copied().zip(stored).collect::<std::collections::HashMap<_, _>>();
+        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).expect("all nodes present");
+        assert_eq!(from_store, root(n, &mut tree.reader()).expect("memory root"), "root of size {n}");
+    }
+    let level1 = store.level_nodes(c.id.clone(), 1, 0, 100).await.expect("level 1");
+    assert_eq!(level1.len(), 14);
+    assert_eq!(level1[3], (3, tree.node(1, 3).expect("node")));
+    assert!(matches!(store.tree_nodes(c.id.clone(), vec![(5, 0)]).await, Err(StoreError::NotFound(_))));
+}
+
+async fn checkpoints_round_trip<S: Store>(store: &S) {
+    let c = controller("checkpoints");
+    store.create_controller(c.clone()).await.expect("create");
+    assert!(store.latest_checkpoint(c.id.clone()).await.expect("latest").is_none());
+    let cp = |size: u64| crate::StoredCheckpoint {
+        tree_size: size,
+        root: [u8::try_from(size).expect("small"); 32],
+        note: format!("note {size}\n"),
+        signed_at: Timestamp::from_unix_millis(i64::try_from(size).expect("small")),
+    };
+    store.put_checkpoint(c.id.clone(), cp(3)).await.expect("put");
+    store.put_checkpoint(c.id.clone(), cp(7)).await.expect("put");
+    store.put_checkpoint(c.id.clone(), cp(3)).await.expect("same size again is a no-op");
+    assert_eq!(store.latest_checkpoint(c.id.clone()).await.expect("latest"), Some(cp(7)));
+    assert_eq!(store.checkpoints(c.id.clone()).await.expect("all"), vec![cp(3), cp(7)]);
+}
+
+async fn erasure_unlinks_a_subject_and_keeps_the_ledger<S: Store>(store: &S) {
+    let c = controller("erasure");
+    store.create_controller(c.clone()).await.expect("create");
+    let (s1, s2) = (subject("cust-1", 1), subject("cust-2", 2));
+    let mut b =
+        batch(&c.id, vec![consent(&c.id, &s1, "ads", Action::Grant, 1), consent(&c.id, &s2, "ads", Action::Grant, 2)]);
+    b.new_subjects = vec![s1.clone(), s2.clone()];
+    store.append(b).await.expect("append");
+    let erasure = NewEntry::new(
+        LedgerEntry::Erasure(assent_core::event::Erasure {
+            controller: c.id.clone(),
+            recorded_at: Timestamp::from_unix_millis(3),
+        }),
+        None,
+    );
+    let mut erase = batch(&c.id, vec![erasure]);
+    erase.erase_subject = Some(s1.number);
+    assert_eq!(store.append(erase.clone()).await.expect("erase").first_seq, 2);
+    assert_eq!(store.load_subjects(c.id.clone()).await.expect("subjects"), vec![s2.clone()]);
+    let states = store.load_states(c.id.clone()).await.expect("states");
+    assert_eq!(states.iter().map(|s| s.subject).collect::<Vec<_>>(), vec![s2.pseudonym]);
+    assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 3, "the ledger keeps every entry");
+    // Erasing again finds no one and writes nothing.
+    assert!(matches!(store.append(erase).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 3);
+    // The erased subject's number is never handed out again.
+    assert!(store.next_subject_number(c.id.clone()).await.expect("next") > s2.number);
 }
 
 async fn controllers_and_keys<S: Store>(store: &S) {

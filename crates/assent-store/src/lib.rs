@@ -89,4 +89,32 @@ pub trait Store: Send + Sync + 'static {
     fn next_subject_number(&self, controller: ControllerId) -> impl Future<Output = StoreResult<u64>> + Send;
     fn load_subjects(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
     fn load_states(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredState>>> + Send;
+
+    /// Stored Merkle nodes `(level, index)`, in the order asked (level 0 = leaf hashes).
+    /// `NotFound` if any is missing.
+    fn tree_nodes(
+        &self,
+        controller: ControllerId,
+        nodes: Vec<(u8, u64)>,
+    ) -> impl Future<Output = StoreResult<Vec<[u8; 32]>>> + Send;
+    /// Stored nodes of one level with `start <= index < end`, as `(index, hash)`, in order.
+    fn level_nodes(
+        &self,
+        controller: ControllerId,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = StoreResult<Vec<(u64, [u8; 32])>>> + Send;
+    /// Stores a signed checkpoint; storing one for a size already signed is a no-op.
+    fn put_checkpoint(
+        &self,
+        controller: ControllerId,
+        checkpoint: StoredCheckpoint,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn latest_checkpoint(
+        &self,
+        controller: ControllerId,
+    ) -> impl Future<Output = StoreResult<Option<StoredCheckpoint>>> + Send;
+    /// Every stored checkpoint, by tree size.
+    fn checkpoints(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredCheckpoint>>> + Send;
 }

@@ -147,6 +147,19 @@ pub struct AppendBatch {
     /// Notice versions whose publication entries are in `entries`.
     pub notice_versions: Vec<NoticeVersion>,
     pub idempotency: Option<IdempotencyClaim>,
+    /// Erase this subject (by number) in the same transaction: its record and secret, evidence
+    /// and state go; its ledger entries stay, attributable to no one.
+    pub erase_subject: Option<u64>,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root: [u8; 32],
+    /// The C2SP signed note.
+    pub note: String,
+    pub signed_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
