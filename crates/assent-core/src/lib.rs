@@ -15,6 +15,7 @@ pub mod encoding;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod jws;
 pub mod merkle;
 pub mod note;
 pub mod state;

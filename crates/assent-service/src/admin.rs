@@ -97,6 +97,8 @@ impl<S: Store> Assent<S> {
             other => other.into(),
         })?;
         self.controller(&id).await?;
+        // The ledger key is created with the controller, so its first checkpoint can be signed.
+        self.ledger_keys.key(&id)?;
         Ok(ControllerView::from(&controller))
     }
 

@@ -64,13 +64,13 @@ impl<S: Store> Assent<S> {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = sha256(token.as_bytes());
-        let cached = read(&self.keys).get(&hash).cloned();
+        let cached = read(&self.api_keys).get(&hash).cloned();
         let key = match cached {
             Some(key) => key,
             None => {
                 let record = self.store.find_api_key(hash).await?.ok_or(ServiceError::Unauthenticated)?;
                 let key = CachedKey { controller: record.controller, scopes: record.scopes };
-                write(&self.keys).insert(hash, key.clone());
+                write(&self.api_keys).insert(hash, key.clone());
                 key
             }
         };

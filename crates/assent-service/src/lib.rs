@@ -13,8 +13,11 @@ pub mod catalog_file;
 pub mod clock;
 pub mod consents;
 pub mod error;
+pub mod ledger;
 pub mod memory;
 pub mod reads;
+pub mod receipts;
+pub mod signing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -44,8 +47,10 @@ pub struct Assent<S: Store> {
     store: S,
     clock: Arc<dyn Clock>,
     controllers: RwLock<HashMap<ControllerId, Arc<ControllerHandle>>>,
-    keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+    api_keys: RwLock<HashMap<[u8; 32], CachedKey>>,
     loading: tokio::sync::Mutex<()>,
+    checkpointing: tokio::sync::Mutex<()>,
+    ledger_keys: signing::KeyRing,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -56,13 +61,15 @@ impl<S: Store> std::fmt::Debug for Assent<S> {
 
 impl<S: Store> Assent<S> {
     /// Opens the service over `store` and loads every controller's state into memory.
-    pub async fn open(store: S, clock: Arc<dyn Clock>) -> ServiceResult<Self> {
+    pub async fn open(store: S, clock: Arc<dyn Clock>, keys: signing::KeyRing) -> ServiceResult<Self> {
         let service = Self {
             store,
             clock,
             controllers: RwLock::new(HashMap::new()),
-            keys: RwLock::new(HashMap::new()),
+            api_keys: RwLock::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
+            checkpointing: tokio::sync::Mutex::new(()),
+            ledger_keys: keys,
         };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
@@ -72,13 +79,15 @@ impl<S: Store> Assent<S> {
 
     /// Opens the service without preloading anything: controllers load on first use. For
     /// short-lived admin commands.
-    pub fn open_lazy(store: S, clock: Arc<dyn Clock>) -> Self {
+    pub fn open_lazy(store: S, clock: Arc<dyn Clock>, keys: signing::KeyRing) -> Self {
         Self {
             store,
             clock,
             controllers: RwLock::new(HashMap::new()),
-            keys: RwLock::new(HashMap::new()),
+            api_keys: RwLock::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
+            checkpointing: tokio::sync::Mutex::new(()),
+            ledger_keys: keys,
         }
     }
 
@@ -86,6 +95,11 @@ impl<S: Store> Assent<S> {
     /// CLI working on its own data directory), never for anything arriving over the network.
     pub async fn system_principal(&self, controller: &ControllerId) -> ServiceResult<Principal> {
         Ok(Principal { controller: self.controller(controller).await?, scopes: vec![Scope::Admin] })
+    }
+
+    /// The controller's ledger signing key (created on first use).
+    pub fn ledger_key(&self, controller: &ControllerId) -> ServiceResult<Arc<signing::LogKey>> {
+        self.ledger_keys.key(controller)
     }
 
     pub fn store(&self) -> &S {

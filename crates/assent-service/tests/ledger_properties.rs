@@ -98,7 +98,7 @@ fn notice(material: bool) -> NoticeInput {
 
 async fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Assent<SqliteStore> {
     let store = SqliteStore::open(&dir.join("assent.db"), SqliteOptions::default()).unwrap();
-    Assent::open(store, clock).await.unwrap()
+    Assent::open(store, clock, assent_service::signing::KeyRing::new(dir.join("keys"), "assent.test")).await.unwrap()
 }
 
 fn live_states(service: &Assent<SqliteStore>, id: &ControllerId) -> StateMap {

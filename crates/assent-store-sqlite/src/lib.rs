@@ -67,13 +67,15 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
     // WAL lets readers run beside the writer; FULL makes every commit fsync the WAL, which is
     // what a 2xx promises. busy_timeout lets admin commands share the file with a running server.
     // A 64 MiB page cache keeps the randomly-keyed indexes (pseudonyms) in memory; savepoint
-    // journals live in memory too, since a crash discards them anyway.
+    // journals live in memory too, since a crash discards them anyway. secure_delete overwrites
+    // what a delete frees, so an erased subject's secret does not linger in free pages.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=FULL;
          PRAGMA busy_timeout=10000;
          PRAGMA foreign_keys=OFF;
          PRAGMA temp_store=MEMORY;
+         PRAGMA secure_delete=ON;
          PRAGMA cache_size=-65536;",
     )
     .map_err(backend)?;

@@ -9,6 +9,7 @@ use crate::cli::StorageArgs;
 
 pub const DEFAULT_DATA_DIR: &str = "./assent-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8380";
+pub const DEFAULT_ORIGIN_PREFIX: &str = "assent.local";
 
 /// The optional configuration file. Every field may be left out.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -17,6 +18,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub database_url: Option<String>,
+    /// Logs are named `<origin_prefix>/<controller>` in checkpoints (default `assent.local`):
+    /// set it to the host name auditors know this deployment by.
+    pub origin_prefix: Option<String>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -45,6 +49,7 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub sqlite: SqliteOptions,
     pub json_logs: bool,
+    pub origin_prefix: String,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -83,5 +88,9 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
         database_url: storage.database_url.clone().or(file.database_url),
         sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
         json_logs,
+        origin_prefix: std::env::var("ASSENT_ORIGIN_PREFIX")
+            .ok()
+            .or(file.origin_prefix)
+            .unwrap_or_else(|| DEFAULT_ORIGIN_PREFIX.to_owned()),
     })
 }

@@ -5,12 +5,13 @@ mod consents;
 mod controller;
 mod decisions;
 mod health;
+mod ledger;
 mod subjects;
 
 use assent_store::Store;
 use axum::Router;
 use axum::http::Uri;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::AppState;
 use crate::problem::ApiError;
@@ -33,6 +34,13 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/v1/subjects/{subject}/consents", get(subjects::consents::<S>))
         .route("/v1/subjects/{subject}/history", get(subjects::history::<S>))
         .route("/v1/decisions", get(decisions::one::<S>).post(decisions::many::<S>))
+        .route("/v1/subjects/{subject}", delete(ledger::erase::<S>))
+        .route("/v1/subjects/{subject}/receipts/{seq}", get(ledger::receipt::<S>))
+        .route("/v1/ledger/checkpoint", get(ledger::checkpoint::<S>).post(ledger::sign_now::<S>))
+        .route("/v1/ledger/public-key", get(ledger::public_key::<S>))
+        .route("/v1/ledger/proofs/inclusion", get(ledger::inclusion::<S>))
+        .route("/v1/ledger/proofs/consistency", get(ledger::consistency::<S>))
+        .route("/v1/ledger/entries", get(ledger::entries::<S>))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -61,7 +61,8 @@ pub fn withdraw(subject: &str, purpose: &str) -> Value {
 
 pub async fn open_service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Assent<SqliteStore>> {
     let store = SqliteStore::open(&dir.join("assent.db"), SqliteOptions::default()).expect("open store");
-    Arc::new(Assent::open(store, clock).await.expect("open service"))
+    let keys = assent_service::signing::KeyRing::new(dir.join("keys"), "assent.test");
+    Arc::new(Assent::open(store, clock, keys).await.expect("open service"))
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -11,4 +11,5 @@
 mod bad_input;
 mod flows;
 mod helpers;
+mod ledger;
 mod security;

@@ -43,6 +43,12 @@ fn endpoints() -> Vec<Endpoint> {
             Scope::Decide,
             Some(json!({"checks": [{"subject": "cust-1", "purpose": "ads"}]})),
         ),
+        e(Method::GET, "/v1/ledger/proofs/inclusion?index=0&tree_size=1", Scope::Audit, None),
+        e(Method::GET, "/v1/ledger/proofs/consistency?from=1&to=2", Scope::Audit, None),
+        e(Method::GET, "/v1/ledger/entries?start=0&end=2", Scope::Audit, None),
+        e(Method::POST, "/v1/ledger/checkpoint", Scope::Audit, None),
+        e(Method::GET, "/v1/subjects/cust-1/receipts/5", Scope::Read, None),
+        e(Method::DELETE, "/v1/subjects/cust-1", Scope::Admin, None),
     ]
 }
 
@@ -100,6 +106,7 @@ async fn another_controllers_resources_are_not_found_and_indistinguishable_from_
         ("/v1/purposes/other-ads/versions/1", "/v1/purposes/never-existed/versions/1"),
         ("/v1/subjects/other-cust/consents", "/v1/subjects/never-existed/consents"),
         ("/v1/subjects/other-cust/history", "/v1/subjects/never-existed/history"),
+        ("/v1/subjects/other-cust/receipts/5", "/v1/subjects/never-existed/receipts/5"),
     ] {
         let a = app.get(theirs, &key).await;
         let b = app.get(missing, &key).await;
@@ -109,6 +116,12 @@ async fn another_controllers_resources_are_not_found_and_indistinguishable_from_
     }
     let r = app.call(Method::POST, "/v1/purposes/other-ads/versions", Some(&key), Some(notice("x"))).await;
     assert_problem(&r, StatusCode::NOT_FOUND);
+    let r = app.call(Method::DELETE, "/v1/subjects/other-cust", Some(&key), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    // The other controller's ledger is public by design, but an audit key reads only its own.
+    let mine = app.get("/v1/ledger/entries?start=0&end=1000", &key).await.body;
+    let theirs = app.get("/v1/ledger/entries?start=0&end=1000", &app.other_admin.clone()).await.body;
+    assert_ne!(mine, theirs);
 
     // Decisions about their customer and purpose look exactly like unknown ones.
     assert_eq!(app.decision("other-cust", "other-ads").await, app.decision("never-existed", "never-existed").await);

@@ -61,8 +61,13 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
 
 async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, String> {
     let store = open_store(settings)?;
-    let service = Assent::open(store, Arc::new(SystemClock)).await.map_err(|e| describe(&e))?;
+    let service = Assent::open(store, Arc::new(SystemClock), keyring(settings)).await.map_err(|e| describe(&e))?;
     Ok(Arc::new(service))
+}
+
+/// Ledger keys live beside the database, one file per controller.
+fn keyring(settings: &Settings) -> assent_service::signing::KeyRing {
+    assent_service::signing::KeyRing::new(settings.data_dir.join("keys"), settings.origin_prefix.clone())
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

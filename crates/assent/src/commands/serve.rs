@@ -33,6 +33,17 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_listening(addr);
     tracing::info!(%addr, controllers = service.controller_ids().len(), "serving");
+    // A new checkpoint is signed at least every second while events arrive.
+    let signer = Arc::clone(&service);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = signer.sign_checkpoints().await {
+                tracing::warn!(error = %e, "could not sign checkpoints; will retry");
+            }
+        }
+    });
     let router = assent_http::router(service);
     assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
 }
