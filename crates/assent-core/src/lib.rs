@@ -18,6 +18,7 @@ pub mod id;
 pub mod jws;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 pub mod state;
 pub mod time;
 

@@ -80,6 +80,16 @@ impl KeyRing {
         Ok(key)
     }
 
+    /// The controller's key if its file exists; never creates one (for auditing).
+    pub fn existing(&self, controller: &ControllerId) -> ServiceResult<Option<LogKey>> {
+        let path = self.path(controller);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(key_error(&path, "cannot read ledger key", e)),
+        }
+    }
+
     fn parse(path: &Path, text: &str) -> ServiceResult<LogKey> {
         let mut lines = text.lines();
         let (Some(origin), Some(seed_hex)) = (lines.next(), lines.next()) else {
@@ -92,6 +102,9 @@ impl KeyRing {
 
     fn create(&self, controller: &ControllerId, path: &Path) -> ServiceResult<LogKey> {
         std::fs::create_dir_all(&self.dir).map_err(|e| key_error(&self.dir, "cannot create key directory", e))?;
+        #[cfg(unix)]
+        std::fs::set_permissions(&self.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| key_error(&self.dir, "cannot restrict key directory", e))?;
         let seed: [u8; 32] = random_bytes()?;
         let origin = format!("{}/{controller}", self.origin_prefix);
         let mut options = std::fs::OpenOptions::new();

@@ -37,6 +37,27 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Audit the whole data directory: re-hash every entry, rebuild every Merkle tree, check
+    /// every checkpoint and rebuild state.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Work with receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Check a receipt offline: signature, leaf hash, checkpoint, inclusion proof.
+    Verify {
+        /// The receipt: a compact JWS, or the JSON `{"receipt": ...}` the API returns.
+        file: PathBuf,
+        /// The controller's verifier key (`name+keyid+key`), or a file holding it.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,9 @@
 
 mod admin;
 mod demo;
+mod receipt;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use assent_service::{Assent, ServiceError, SystemClock};
 use assent_store_sqlite::SqliteStore;
 
-use crate::cli::{Command, ControllersCommand, KeysCommand};
+use crate::cli::{Command, ControllersCommand, KeysCommand, ReceiptCommand};
 use crate::config::Settings;
 
 pub async fn run(command: Command) -> Result<(), String> {
@@ -23,6 +25,8 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Keys(KeysCommand::Create { controller, scopes, storage }) => {
             admin::create_key(crate::config::resolve(&storage, None)?, &controller, &scopes).await
         }
+        Command::Verify { storage } => verify::run(crate::config::resolve(&storage, None)?).await,
+        Command::Receipt(ReceiptCommand::Verify { file, public_key }) => receipt::verify(&file, &public_key),
     }
 }
 

@@ -10,3 +10,4 @@
 mod commands;
 mod crash;
 mod support;
+mod verify;

@@ -14,6 +14,11 @@ pub fn assent(args: &[&str], data_dir: &Path) -> Output {
         .expect("run assent")
 }
 
+/// Runs a command that takes no data directory.
+pub fn assent_plain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_assent")).args(args).output().expect("run assent")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }

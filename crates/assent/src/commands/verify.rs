@@ -1,0 +1,271 @@
+//! `assent verify`: an offline audit of a data directory. Re-hashes every entry, checks the
+//! sequence has no gaps, rebuilds every Merkle tree and compares it with the stored nodes,
+//! checks every checkpoint's signature and root and the consistency between consecutive ones,
+//! checks every subject's pseudonym, and rebuilds state from the entries to compare it with the
+//! stored state. The first problem per controller is named with its sequence number.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use assent_core::crypto::{Hash32, leaf_hash, subject_pseudonym};
+use assent_core::merkle::{self, MemoryTree};
+use assent_core::note::{Checkpoint, Verifier};
+use assent_core::state::{StateMap, apply};
+use assent_core::{ControllerId, LedgerEntry};
+use assent_store::Store;
+use assent_store_sqlite::SqliteStore;
+
+use super::{describe, keyring, open_store};
+use crate::config::Settings;
+
+const CHUNK: u64 = 50_000;
+
+/// A problem found, already worded for the report.
+struct Finding(String);
+
+impl From<assent_store::StoreError> for Finding {
+    fn from(e: assent_store::StoreError) -> Self {
+        Self(format!("storage: {}", super::chain(&e)))
+    }
+}
+
+struct Progress {
+    on: bool,
+    label: String,
+    total: u64,
+    last: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, done: u64) {
+        if self.on && (self.last.elapsed().as_millis() > 100 || done == self.total) {
+            let pct = (done * 100).checked_div(self.total).unwrap_or(100);
+            let filled = usize::try_from(pct / 4).unwrap_or(25);
+            eprint!("\r{} [{:<25}] {done}/{} entries", self.label, "#".repeat(filled), self.total);
+            self.last = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+pub async fn run(settings: Settings) -> Result<(), String> {
+    let store = open_store(&settings)?;
+    let keys = keyring(&settings);
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut total_entries = 0;
+    for controller in store.list_controllers().await.map_err(|e| super::chain(&e))? {
+        let id = controller.id;
+        let verifier = match keys.existing(&id).map_err(|e| describe(&e))? {
+            Some(key) => Some(Verifier::parse(&key.verifier).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        match verify_controller(&store, &id, verifier.as_ref()).await {
+            Ok(summary) => {
+                total_entries += summary.0;
+                println!(
+                    "ok: controller `{id}`: {} entries, {} checkpoints, {} subjects, {} states",
+                    summary.0, summary.1, summary.2, summary.3
+                );
+            }
+            Err(Finding(what)) => {
+                println!("FAILED: controller `{id}`: {what}");
+                failures.push(format!("controller `{id}`: {what}"));
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { total_entries as f64 / secs } else { 0.0 };
+    println!("verified {total_entries} entries in {secs:.2} s ({rate:.0} entries/s)");
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => Err(format!("verification failed: {first}")),
+    }
+}
+
+async fn verify_controller(
+    store: &SqliteStore,
+    id: &ControllerId,
+    verifier: Option<&Verifier>,
+) -> Result<(u64, usize, usize, usize), Finding> {
+    let size = store.ledger_size(id.clone()).await?;
+    let mut progress = Progress {
+        on: std::io::stderr().is_terminal(),
+        label: format!("verifying `{id}`"),
+        total: size,
+        last: Instant::now(),
+    };
+    let mut tree = MemoryTree::default();
+    let mut states = StateMap::new();
+    let mut next = 0u64;
+    while next < size {
+        let end = (next + CHUNK).min(size);
+        let entries = store.entries(id.clone(), next, end).await?;
+        for e in &entries {
+            if e.seq != next {
+                return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", e.seq)));
+            }
+            if leaf_hash(&e.bytes) != e.leaf_hash {
+                return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", e.seq)));
+            }
+            let entry = assent_core::encoding::decode(&e.bytes)
+                .map_err(|err| Finding(format!("entry {}: not a valid canonical entry: {err}", e.seq)))?;
+            let owner = match &entry {
+                LedgerEntry::Consent(c) => &c.controller,
+                LedgerEntry::Notice(n) => &n.controller,
+                LedgerEntry::Erasure(x) => &x.controller,
+            };
+            if owner != id {
+                return Err(Finding(format!("entry {}: belongs to controller `{owner}`", e.seq)));
+            }
+            apply(&mut states, e.seq, &entry);
+            tree.push(e.leaf_hash);
+            next += 1;
+        }
+        if entries.is_empty() {
+            return Err(Finding(format!("entry {next} is missing")));
+        }
+        progress.tick(next);
+    }
+    progress.finish();
+
+    compare_tree(store, id, &tree).await?;
+    let checkpoints = check_checkpoints(store, id, verifier, &tree).await?;
+
+    // Subjects: each pseudonym must be the keyed hash of its id (the link is intact).
+    let subjects = store.load_subjects(id.clone()).await?;
+    let mut living = HashSet::new();
+    for s in &subjects {
+        if subject_pseudonym(&s.secret, s.id.as_str()) != s.pseudonym.0 {
+            return Err(Finding(format!("subject number {}: its pseudonym does not match its secret", s.number)));
+        }
+        living.insert(s.pseudonym);
+    }
+    // State: the stored projection equals the fold of the ledger, less erased subjects.
+    let rebuilt: StateMap = states.into_iter().filter(|((subject, _), _)| living.contains(subject)).collect();
+    let stored: BTreeMap<_, _> =
+        store.load_states(id.clone()).await?.into_iter().map(|s| ((s.subject, s.purpose), s.state)).collect();
+    for (key, state) in &rebuilt {
+        match stored.get(key) {
+            Some(s) if s == state => {}
+            Some(s) => {
+                return Err(Finding(format!(
+                    "entry {}: stored state for purpose `{}` says {} from entry {}, the ledger says {} from entry {}",
+                    state.seq,
+                    key.1,
+                    s.action.as_str(),
+                    s.seq,
+                    state.action.as_str(),
+                    state.seq
+                )));
+            }
+            None => {
+                return Err(Finding(format!(
+                    "entry {}: its state for purpose `{}` is missing from storage",
+                    state.seq, key.1
+                )));
+            }
+        }
+    }
+    if let Some((key, s)) = stored.iter().find(|(k, _)| !rebuilt.contains_key(*k)) {
+        return Err(Finding(format!(
+            "entry {}: stored state for purpose `{}` has no ledger entry behind it",
+            s.seq, key.1
+        )));
+    }
+    Ok((size, checkpoints, subjects.len(), stored.len()))
+}
+
+/// Compares every stored subtree node with the tree rebuilt from the entries. A mismatch names
+/// the first entry of the smallest subtree that differs.
+async fn compare_tree(store: &SqliteStore, id: &ControllerId, tree: &MemoryTree) -> Result<(), Finding> {
+    let mut first_bad: Option<(u64, u8, u64)> = None;
+    for (level, row) in tree.levels.iter().enumerate().skip(1) {
+        let level = u8::try_from(level).unwrap_or(u8::MAX);
+        let count = row.len() as u64;
+        let mut start = 0;
+        while start < count {
+            let end = (start + CHUNK).min(count);
+            let stored = store.level_nodes(id.clone(), level, start, end).await?;
+            for (offset, expected) in
+                row.iter().skip(usize::try_from(start).unwrap_or(usize::MAX)).take(stored.len()).enumerate()
+            {
+                let index = start + offset as u64;
+                let found = stored.get(offset).filter(|(i, _)| *i == index).map(|(_, h)| h);
+                if found != Some(expected) {
+                    let first_leaf = index << level;
+                    // The lowest differing subtree is the most precise: every ancestor of a bad
+                    // node differs too.
+                    if first_bad.is_none_or(|(leaf, l, _)| level < l || (level == l && first_leaf < leaf)) {
+                        first_bad = Some((first_leaf, level, index));
+                    }
+                    break;
+                }
+            }
+            if (stored.len() as u64) < end - start && first_bad.is_none() {
+                first_bad = Some((start + stored.len() as u64, level, start + stored.len() as u64));
+            }
+            start = end;
+        }
+    }
+    match first_bad {
+        None => Ok(()),
+        Some((leaf, level, index)) => Err(Finding(format!(
+            "entry {leaf}: entries {leaf} to {} do not match the stored Merkle tree (node at level {level}, index {index}): entries were altered, removed or reordered",
+            leaf + (1u64 << level) - 1
+        ))),
+    }
+}
+
+async fn check_checkpoints(
+    store: &SqliteStore,
+    id: &ControllerId,
+    verifier: Option<&Verifier>,
+    tree: &MemoryTree,
+) -> Result<usize, Finding> {
+    let checkpoints = store.checkpoints(id.clone()).await?;
+    if checkpoints.is_empty() {
+        return Ok(0);
+    }
+    let Some(verifier) = verifier else {
+        return Err(Finding("there are checkpoints but no ledger key to check them with".into()));
+    };
+    let mut previous: Option<(u64, Hash32)> = None;
+    for stored in &checkpoints {
+        let at = stored.tree_size;
+        let cp =
+            Checkpoint::open(&stored.note, verifier).map_err(|e| Finding(format!("checkpoint at size {at}: {e}")))?;
+        if cp.size != stored.tree_size || cp.root != stored.root {
+            return Err(Finding(format!(
+                "checkpoint at size {at}: the stored size or root differs from the signed note"
+            )));
+        }
+        if cp.size > tree.size() {
+            return Err(Finding(format!(
+                "entry {}: checkpoint at size {at} covers entries the ledger no longer has",
+                tree.size()
+            )));
+        }
+        let root = merkle::root(cp.size, &mut tree.reader()).map_err(|e| Finding(e.to_string()))?;
+        if root != cp.root {
+            return Err(Finding(format!(
+                "checkpoint at size {at}: its signed root does not match the entries (an entry below {at} changed)"
+            )));
+        }
+        if let Some((size, root)) = previous {
+            let proof = merkle::consistency_proof(size, cp.size, &mut tree.reader())
+                .map_err(|e| Finding(e.to_string()))?
+                .map_err(|e| Finding(e.to_string()))?;
+            merkle::verify_consistency(size, cp.size, &proof, &root, &cp.root)
+                .map_err(|e| Finding(format!("checkpoints at sizes {size} and {at} are inconsistent: {e}")))?;
+        }
+        previous = Some((cp.size, cp.root));
+    }
+    Ok(checkpoints.len())
+}
