@@ -16,8 +16,11 @@
 //! `subject` and `evidence` are lowercase hex of 32 bytes; `recorded_at`/`published_at` use the
 //! fixed-width `YYYY-MM-DDTHH:MM:SS.mmmZ` form. A change needs a new `v` and a decoder for both.
 
+use std::borrow::Cow;
+use std::io::Write;
+
 use crate::catalog::ContentHash;
-use crate::crypto::{from_hex32, to_hex};
+use crate::crypto::from_hex32;
 use crate::event::{
     Action, ConsentEvent, Erasure, LedgerEntry, Method, NoticePublication, Pseudonym, parse_jurisdiction,
 };
@@ -97,7 +100,24 @@ impl<'a> ObjectWriter<'a> {
 
     fn uint(&mut self, key: &str, value: u64) {
         self.key(key);
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        let _ = write!(self.out, "{value}");
+    }
+
+    /// A string of lowercase hex, written without an intermediate `String`.
+    fn hex(&mut self, key: &str, prefix: &str, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.key(key);
+        self.out.push(b'"');
+        self.out.extend_from_slice(prefix.as_bytes());
+        for &b in bytes {
+            self.out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
+        }
+        self.out.push(b'"');
+    }
+
+    fn time(&mut self, key: &str, at: Timestamp) {
+        self.key(key);
+        let _ = write!(self.out, "\"{at}\"");
     }
 
     fn finish(self) {
@@ -115,7 +135,7 @@ pub fn encode(entry: &LedgerEntry) -> Vec<u8> {
             let mut w = ObjectWriter::new(&mut out);
             w.str("controller", e.controller.as_str());
             w.str("kind", "erasure");
-            w.str("recorded_at", &e.recorded_at.to_string());
+            w.time("recorded_at", e.recorded_at);
             w.uint("v", ENCODING_VERSION);
             w.finish();
         }
@@ -128,7 +148,7 @@ fn encode_consent(e: &ConsentEvent, out: &mut Vec<u8>) {
     w.str("action", e.action.as_str());
     w.str("controller", e.controller.as_str());
     if let Some(evidence) = &e.evidence {
-        w.str("evidence", &to_hex(evidence));
+        w.hex("evidence", "", evidence);
     }
     if let Some(j) = &e.jurisdiction {
         w.str("jurisdiction", j);
@@ -139,11 +159,11 @@ fn encode_consent(e: &ConsentEvent, out: &mut Vec<u8>) {
     }
     w.str("method", e.method.as_str());
     if let Some(h) = &e.notice_hash {
-        w.str("notice_hash", &h.to_string());
+        w.hex("notice_hash", "sha256:", &h.0);
     }
     w.str("purpose", e.purpose.as_str());
-    w.str("recorded_at", &e.recorded_at.to_string());
-    w.str("subject", &to_hex(&e.subject.0));
+    w.time("recorded_at", e.recorded_at);
+    w.hex("subject", "", &e.subject.0);
     w.uint("v", ENCODING_VERSION);
     if let Some(v) = e.version {
         w.uint("version", u64::from(v));
@@ -154,9 +174,9 @@ fn encode_consent(e: &ConsentEvent, out: &mut Vec<u8>) {
 fn encode_notice(n: &NoticePublication, out: &mut Vec<u8>) {
     let mut w = ObjectWriter::new(out);
     w.str("controller", n.controller.as_str());
-    w.str("hash", &n.hash.to_string());
+    w.hex("hash", "sha256:", &n.hash.0);
     w.str("kind", "notice");
-    w.str("published_at", &n.published_at.to_string());
+    w.time("published_at", n.published_at);
     w.str("purpose", n.purpose.as_str());
     w.uint("v", ENCODING_VERSION);
     w.uint("version", u64::from(n.version));
@@ -165,22 +185,35 @@ fn encode_notice(n: &NoticePublication, out: &mut Vec<u8>) {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEntry {
-    kind: String,
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
     v: u64,
-    controller: String,
-    action: Option<String>,
-    evidence: Option<String>,
-    jurisdiction: Option<String>,
-    language: Option<String>,
-    method: Option<String>,
-    notice_hash: Option<String>,
-    purpose: Option<String>,
-    recorded_at: Option<String>,
-    subject: Option<String>,
+    #[serde(borrow)]
+    controller: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    evidence: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    jurisdiction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    language: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    notice_hash: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    purpose: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recorded_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    subject: Option<Cow<'a, str>>,
     version: Option<u32>,
-    hash: Option<String>,
-    published_at: Option<String>,
+    #[serde(borrow)]
+    hash: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    published_at: Option<Cow<'a, str>>,
 }
 
 fn field<T>(name: &'static str, value: Option<T>) -> Result<T, DecodeError> {
@@ -200,9 +233,9 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
     }
     let controller = check("controller", ControllerId::parse(&raw.controller))?;
     let purpose = || check("purpose", PurposeId::parse(raw.purpose.as_deref().unwrap_or_default()));
-    let entry = match raw.kind.as_str() {
+    let entry = match &*raw.kind {
         "consent" => {
-            let hex32 = |name: &'static str, s: String| {
+            let hex32 = |name: &'static str, s: Cow<'_, str>| {
                 from_hex32(&s).ok_or(DecodeError::Field { field: name, message: "must be 64 hex digits".into() })
             };
             LedgerEntry::Consent(ConsentEvent {
@@ -288,7 +321,7 @@ fn write_value(value: &serde_json::Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::leaf_hash;
+    use crate::crypto::{leaf_hash, to_hex};
     use proptest::prelude::*;
 
     fn sample_grant() -> LedgerEntry {

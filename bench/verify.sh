@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Measures `assent verify` throughput on a ledger of N events (default 1,000,000).
+# Usage: bench/verify.sh [N]
+# Prints the verify summary line; BENCHMARKS.md records the figure with this command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-1000000}"
+cargo build --release -q -p assent --bin assent
+BIN=target/release/assent
+WORK="$(mktemp -d)"
+PID=""
+cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$BIN" controllers create bench --name "Bench Co" --data-dir "$WORK" >/dev/null
+KEY="$("$BIN" keys create --controller bench --scope admin --data-dir "$WORK")"
+ASSENT_LOG=warn "$BIN" serve --data-dir "$WORK" --listen "127.0.0.1:$PORT" &
+PID=$!
+for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.05; done
+
+python3 - "$PORT" "$KEY" "$N" <<'PY'
+import http.client, json, sys, threading
+port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+h = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+def call(conn, method, path, body):
+    conn.request(method, path, json.dumps(body), h)
+    r = conn.getresponse(); data = r.read()
+    if r.status >= 300: raise SystemExit(f"{method} {path}: {r.status} {data[:200]}")
+c = http.client.HTTPConnection("127.0.0.1", port)
+t = {"title": "T", "what": "W", "how": "H", "benefit": "B", "who": "O", "retention": "R"}
+call(c, "PUT", "/v1/data-categories/d", {"personal": True, "names": {"en": "d", "es": "d"}})
+for p in ["ads", "offers"]:
+    call(c, "PUT", f"/v1/purposes/{p}", {"data_categories": ["d"]})
+    call(c, "POST", f"/v1/purposes/{p}/versions", {"texts": {"en": t, "es": t}})
+batches = n // 1000
+def worker(start):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    for b in range(start, batches, 4):
+        events = [{"subject": f"s-{(b * 1000 + i) % 200000}", "purpose": "ads" if i % 2 else "offers",
+                   "version": 1, "action": "grant" if i % 3 else "withdraw"} for i in range(1000)]
+        call(conn, "POST", "/v1/consents/batch", {"events": events})
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+call(c, "POST", "/v1/ledger/checkpoint", None)
+PY
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+"$BIN" verify --data-dir "$WORK" | tail -2
+if [[ -n "${KEEP:-}" ]]; then cp -r "$WORK" "$KEEP"; fi
