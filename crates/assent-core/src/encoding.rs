@@ -72,6 +72,11 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The lowercase hex digit of a value below 16.
+fn nibble(n: u8) -> u8 {
+    if n < 10 { b'0' + n } else { b'a' + (n - 10) }
+}
+
 /// Writes a JSON object whose keys the caller supplies already sorted.
 struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,
@@ -105,12 +110,11 @@ impl<'a> ObjectWriter<'a> {
 
     /// A string of lowercase hex, written without an intermediate `String`.
     fn hex(&mut self, key: &str, prefix: &str, bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         self.key(key);
         self.out.push(b'"');
         self.out.extend_from_slice(prefix.as_bytes());
         for &b in bytes {
-            self.out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
+            self.out.extend_from_slice(&[nibble(b >> 4), nibble(b & 0x0f)]);
         }
         self.out.push(b'"');
     }
