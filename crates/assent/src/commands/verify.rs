@@ -162,10 +162,10 @@ async fn verify_controller(
                 if c.seq != next {
                     return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", c.seq)));
                 }
-                if let Some((key, state)) = c.state {
-                    if state.supersedes(states.get(&key)) {
-                        states.insert(key, state);
-                    }
+                if let Some((key, state)) = c.state
+                    && state.supersedes(states.get(&key))
+                {
+                    states.insert(key, state);
                 }
                 tree.push(c.leaf);
                 next += 1;
