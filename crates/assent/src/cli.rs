@@ -46,6 +46,21 @@ pub enum Command {
     /// Work with receipts.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Work with checkpoints.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Check a signed checkpoint note against the controller's verifier key.
+    Verify {
+        /// The checkpoint note, as served by `GET /v1/ledger/checkpoint`.
+        file: PathBuf,
+        /// The controller's verifier key (`name+keyid+key`), or a file holding it.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -178,3 +178,83 @@ async fn a_receipt_verifies_offline_and_a_forged_one_fails_at_the_step_that_brea
     let err = check(&receipt, "not-a-key");
     assert!(err.starts_with("error: public key"), "{err}");
 }
+
+/// The README's audit walk-through, run for real: an auditor with the public key, the
+/// checkpoint and an audit key rebuilds the signed root with a script that shares no code
+/// with Assent (`docs/audit.py`, Python standard library only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_audit_walk_through_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_with_admin_key(dir.path(), "walk");
+    let server = Server::start(dir.path()).await;
+    let client = reqwest::Client::new();
+    let call = |method: &str, path: &str, body: Value| {
+        client.request(method.parse().unwrap(), format!("{}{path}", server.base)).bearer_auth(&key).json(&body).send()
+    };
+    let t = json!({"title": "Ads", "what": "Sites", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
+    call("PUT", "/v1/data-categories/sites", json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}))
+        .await
+        .unwrap();
+    call("PUT", "/v1/purposes/ads", json!({"data_categories": ["sites"]})).await.unwrap();
+    call("POST", "/v1/purposes/ads/versions", json!({"texts": {"en": t, "es": t}})).await.unwrap();
+    let events: Vec<Value> = (0..1500)
+        .map(|i| json!({"subject": format!("c{i}"), "purpose": "ads", "version": 1, "action": "grant"}))
+        .collect();
+    for chunk in events.chunks(500) {
+        assert!(call("POST", "/v1/consents/batch", json!({"events": chunk})).await.unwrap().status().is_success());
+    }
+    // The signer runs every second: the public checkpoint catches up without being asked.
+    let mut note = String::new();
+    for _ in 0..40 {
+        note = client
+            .get(format!("{}/v1/ledger/checkpoint?controller=walk", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if note.lines().nth(1) == Some("1501") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(note.lines().nth(1), Some("1501"), "{note}");
+    let vkey = client
+        .get(format!("{}/v1/ledger/public-key?controller=walk", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("checkpoint.txt"), &note).unwrap();
+    std::fs::write(dir.path().join("walk.vkey"), &vkey).unwrap();
+    let o = assent(&["keys", "create", "--controller", "walk", "--scope", "audit"], dir.path());
+    let audit_key = stdout(&o);
+
+    let o = assent_plain(&[
+        "checkpoint",
+        "verify",
+        dir.path().join("checkpoint.txt").to_str().unwrap(),
+        "--public-key",
+        dir.path().join("walk.vkey").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("valid: assent.local/walk has 1501 entries"), "{}", stdout(&o));
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/audit.py");
+    let o = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--url", &server.base, "--key", &audit_key, "--checkpoint"])
+        .arg(dir.path().join("checkpoint.txt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("OK: assent.local/walk: the 1501 entries (1500 consent, 1 notice)"),
+        "{}",
+        stdout(&o)
+    );
+    server.stop();
+}
