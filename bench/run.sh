@@ -4,7 +4,7 @@
 #   2. POST /v1/consents, 64 connections: group commit vs one transaction (one fsync) per request
 #   3. POST /v1/consents/batch with 1000-event batches
 # Usage: bench/run.sh [--check] [SECONDS]     (default 10 s per measurement)
-# Writes BENCHMARKS.md. With --check, exits non-zero when a target of issue #2 is missed.
+# Writes its section of BENCHMARKS.md. With --check, exits non-zero when a target of issue #2 is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -147,8 +147,8 @@ V_BATCH="$(verdict "$BATCH_EPS >= 100000")"
 
 CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)"
 REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-cat > BENCHMARKS.md <<MD
-# Benchmarks
+cat > "$WORK/http.md" <<MD
+## HTTP: ingest and decisions
 
 Every figure below comes from one run of \`bench/run.sh $DUR\` (${DUR} s per measurement) on the
 same machine, back to back, so ratios compare like with like. Absolute numbers move with the
@@ -189,5 +189,6 @@ Correctness under this load is tested elsewhere: read-your-writes in
 \`crates/assent-http/tests/api/flows.rs\`, durability across \`kill -9\` in
 \`crates/assent/tests/cli/crash.rs\`.
 MD
+python3 bench/splice.py http "$WORK/http.md"
 echo "wrote BENCHMARKS.md: decisions ${DEC_RATIO}x hello ($V_DEC), group ${GROUP_RATIO}x per-request ($V_GROUP), batch $BATCH_EPS events/s ($V_BATCH)" >&2
 if [[ $CHECK == 1 && ( $V_DEC != met || $V_GROUP != met || $V_BATCH != met ) ]]; then exit 1; fi

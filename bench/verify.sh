@@ -45,5 +45,26 @@ threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
 call(c, "POST", "/v1/ledger/checkpoint", None)
 PY
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-"$BIN" verify --data-dir "$WORK" | tail -2
+SUMMARY="$("$BIN" verify --data-dir "$WORK" | tail -2)"
+echo "$SUMMARY"
 if [[ -n "${KEEP:-}" ]]; then cp -r "$WORK" "$KEEP"; fi
+LINE="$(tail -1 <<<"$SUMMARY")"
+RATE="$(sed -E 's/.*\(([0-9]+) entries\/s\).*/\1/' <<<"$LINE")"
+VERDICT="$(python3 -c "print('met' if $RATE >= 1000000 else 'MISSED')")"
+cat > "$WORK/verify.md" <<MD
+## Audit: \`assent verify\`
+
+Command: \`bench/verify.sh $N\` (release build). It ingests $N events through the HTTP batch
+endpoint (200,000 customers, two purposes, grants and withdrawals, a checkpoint every second),
+stops the server, then times \`assent verify\` over the data directory: re-hash every entry,
+decode it, rebuild the Merkle tree and compare every stored node, check every checkpoint's
+signature, root and consistency with the previous one, check every customer's pseudonym, and
+rebuild state and compare it with the stored state.
+
+| what | result | target | verdict |
+|---|---|---|---|
+| \`assent verify\`, $N entries | **$RATE entries/s** ($LINE) | ≥ 1,000,000 entries/s | $VERDICT |
+
+Date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores.
+MD
+python3 bench/splice.py verify "$WORK/verify.md"

@@ -16,7 +16,6 @@
 //! `subject` and `evidence` are lowercase hex of 32 bytes; `recorded_at`/`published_at` use the
 //! fixed-width `YYYY-MM-DDTHH:MM:SS.mmmZ` form. A change needs a new `v` and a decoder for both.
 
-use std::borrow::Cow;
 use std::io::Write;
 
 use crate::catalog::ContentHash;
@@ -187,37 +186,101 @@ fn encode_notice(n: &NoticePublication, out: &mut Vec<u8>) {
     w.finish();
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An entry's fields as found in its bytes. Canonical entries never contain escapes, so every
+/// value borrows from the input.
+#[derive(Default)]
 struct RawEntry<'a> {
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    v: u64,
-    #[serde(borrow)]
-    controller: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    evidence: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    jurisdiction: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    language: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    notice_hash: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    purpose: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    recorded_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    subject: Option<Cow<'a, str>>,
-    version: Option<u32>,
-    #[serde(borrow)]
-    hash: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    published_at: Option<Cow<'a, str>>,
+    kind: Option<&'a str>,
+    v: Option<u64>,
+    controller: Option<&'a str>,
+    action: Option<&'a str>,
+    evidence: Option<&'a str>,
+    jurisdiction: Option<&'a str>,
+    language: Option<&'a str>,
+    method: Option<&'a str>,
+    notice_hash: Option<&'a str>,
+    purpose: Option<&'a str>,
+    recorded_at: Option<&'a str>,
+    subject: Option<&'a str>,
+    version: Option<u64>,
+    hash: Option<&'a str>,
+    published_at: Option<&'a str>,
+}
+
+enum Scalar<'a> {
+    Str(&'a str),
+    Num(u64),
+}
+
+fn json_error(what: &str) -> DecodeError {
+    DecodeError::Json(what.to_owned())
+}
+
+/// Reads a flat JSON object of strings and unsigned integers. Anything else — nesting, escapes,
+/// whitespace, duplicate or unknown keys — cannot be canonical and is refused here, before the
+/// final re-encoding comparison.
+fn parse_flat(bytes: &[u8]) -> Result<RawEntry<'_>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| json_error("not UTF-8"))?;
+    let at = |i: usize| bytes.get(i).copied();
+    let string = |i: &mut usize| -> Result<&str, DecodeError> {
+        if at(*i) != Some(b'"') {
+            return Err(json_error("expected a string"));
+        }
+        let start = *i + 1;
+        let len = bytes.get(start..).and_then(|rest| rest.iter().position(|&c| c == b'"')).ok_or_else(|| json_error("unterminated string"))?;
+        let value = text.get(start..start + len).ok_or_else(|| json_error("bad string"))?;
+        if value.bytes().any(|c| c == b'\\' || c < 0x20) {
+            return Err(DecodeError::NotCanonical);
+        }
+        *i = start + len + 1;
+        Ok(value)
+    };
+    let mut raw = RawEntry::default();
+    let mut i = 0;
+    if at(i) != Some(b'{') {
+        return Err(json_error("expected an object"));
+    }
+    i += 1;
+    loop {
+        let key = string(&mut i)?;
+        if at(i) != Some(b':') {
+            return Err(json_error("expected `:`"));
+        }
+        i += 1;
+        let value = match at(i) {
+            Some(b'"') => Scalar::Str(string(&mut i)?),
+            Some(b'0'..=b'9') => {
+                let len = bytes.get(i..).map_or(0, |rest| rest.iter().take_while(|c| c.is_ascii_digit()).count());
+                let digits = text.get(i..i + len).ok_or_else(|| json_error("bad number"))?;
+                i += len;
+                Scalar::Num(digits.parse().map_err(|_| json_error("number out of range"))?)
+            }
+            _ => return Err(json_error("values must be strings or unsigned integers")),
+        };
+        match (key, value) {
+            ("kind", Scalar::Str(v)) if raw.kind.is_none() => raw.kind = Some(v),
+            ("controller", Scalar::Str(v)) if raw.controller.is_none() => raw.controller = Some(v),
+            ("action", Scalar::Str(v)) if raw.action.is_none() => raw.action = Some(v),
+            ("evidence", Scalar::Str(v)) if raw.evidence.is_none() => raw.evidence = Some(v),
+            ("jurisdiction", Scalar::Str(v)) if raw.jurisdiction.is_none() => raw.jurisdiction = Some(v),
+            ("language", Scalar::Str(v)) if raw.language.is_none() => raw.language = Some(v),
+            ("method", Scalar::Str(v)) if raw.method.is_none() => raw.method = Some(v),
+            ("notice_hash", Scalar::Str(v)) if raw.notice_hash.is_none() => raw.notice_hash = Some(v),
+            ("purpose", Scalar::Str(v)) if raw.purpose.is_none() => raw.purpose = Some(v),
+            ("recorded_at", Scalar::Str(v)) if raw.recorded_at.is_none() => raw.recorded_at = Some(v),
+            ("subject", Scalar::Str(v)) if raw.subject.is_none() => raw.subject = Some(v),
+            ("hash", Scalar::Str(v)) if raw.hash.is_none() => raw.hash = Some(v),
+            ("published_at", Scalar::Str(v)) if raw.published_at.is_none() => raw.published_at = Some(v),
+            ("v", Scalar::Num(n)) if raw.v.is_none() => raw.v = Some(n),
+            ("version", Scalar::Num(n)) if raw.version.is_none() => raw.version = Some(n),
+            (other, _) => return Err(json_error(&format!("unexpected, repeated or mistyped field `{other}`"))),
+        }
+        match at(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i + 1 == bytes.len() => return Ok(raw),
+            _ => return Err(json_error("expected `,` or a final `}`")),
+        }
+    }
 }
 
 fn field<T>(name: &'static str, value: Option<T>) -> Result<T, DecodeError> {
@@ -231,41 +294,43 @@ fn check<T>(name: &'static str, r: Result<T, String>) -> Result<T, DecodeError> 
 /// Reads canonical bytes back into an entry, rejecting anything that does not re-encode to the
 /// exact same bytes (so two different byte strings can never stand for one entry).
 pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
-    let raw: RawEntry = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
-    if raw.v != ENCODING_VERSION {
-        return Err(DecodeError::Version(raw.v));
+    let raw = parse_flat(bytes)?;
+    let v = field("v", raw.v)?;
+    if v != ENCODING_VERSION {
+        return Err(DecodeError::Version(v));
     }
-    let controller = check("controller", ControllerId::parse(&raw.controller))?;
-    let purpose = || check("purpose", PurposeId::parse(raw.purpose.as_deref().unwrap_or_default()));
-    let entry = match &*raw.kind {
+    let controller = check("controller", ControllerId::parse(field("controller", raw.controller)?))?;
+    let purpose = || check("purpose", PurposeId::parse(raw.purpose.unwrap_or_default()));
+    let version = raw.version.map(|v| u32::try_from(v).map_err(|_| DecodeError::Field { field: "version", message: "out of range".into() })).transpose()?;
+    let entry = match field("kind", raw.kind)? {
         "consent" => {
-            let hex32 = |name: &'static str, s: Cow<'_, str>| {
-                from_hex32(&s).ok_or(DecodeError::Field { field: name, message: "must be 64 hex digits".into() })
+            let hex32 = |name: &'static str, s: &str| {
+                from_hex32(s).ok_or(DecodeError::Field { field: name, message: "must be 64 hex digits".into() })
             };
             LedgerEntry::Consent(ConsentEvent {
                 controller,
                 subject: Pseudonym(hex32("subject", field("subject", raw.subject)?)?),
                 purpose: purpose()?,
-                version: raw.version,
-                notice_hash: raw.notice_hash.map(|h| check("notice_hash", ContentHash::parse(&h))).transpose()?,
-                action: check("action", Action::parse(&field("action", raw.action)?))?,
-                method: check("method", Method::parse_any(&field("method", raw.method)?))?,
-                recorded_at: check("recorded_at", Timestamp::parse_rfc3339(&field("recorded_at", raw.recorded_at)?))?,
-                jurisdiction: raw.jurisdiction.map(|j| check("jurisdiction", parse_jurisdiction(&j))).transpose()?,
-                language: raw.language.map(|l| check("language", Language::parse(&l))).transpose()?,
+                version,
+                notice_hash: raw.notice_hash.map(|h| check("notice_hash", ContentHash::parse(h))).transpose()?,
+                action: check("action", Action::parse(field("action", raw.action)?))?,
+                method: check("method", Method::parse_any(field("method", raw.method)?))?,
+                recorded_at: check("recorded_at", Timestamp::parse_rfc3339(field("recorded_at", raw.recorded_at)?))?,
+                jurisdiction: raw.jurisdiction.map(|j| check("jurisdiction", parse_jurisdiction(j))).transpose()?,
+                language: raw.language.map(|l| check("language", Language::parse(l))).transpose()?,
                 evidence: raw.evidence.map(|e| hex32("evidence", e)).transpose()?,
             })
         }
         "notice" => LedgerEntry::Notice(NoticePublication {
             controller,
             purpose: purpose()?,
-            version: field("version", raw.version)?,
-            hash: check("hash", ContentHash::parse(&field("hash", raw.hash)?))?,
-            published_at: check("published_at", Timestamp::parse_rfc3339(&field("published_at", raw.published_at)?))?,
+            version: field("version", version)?,
+            hash: check("hash", ContentHash::parse(field("hash", raw.hash)?))?,
+            published_at: check("published_at", Timestamp::parse_rfc3339(field("published_at", raw.published_at)?))?,
         }),
         "erasure" => LedgerEntry::Erasure(Erasure {
             controller,
-            recorded_at: check("recorded_at", Timestamp::parse_rfc3339(&field("recorded_at", raw.recorded_at)?))?,
+            recorded_at: check("recorded_at", Timestamp::parse_rfc3339(field("recorded_at", raw.recorded_at)?))?,
         }),
         other => {
             return Err(DecodeError::Field { field: "kind", message: format!("unknown kind `{other}`") });
@@ -383,8 +448,27 @@ mod tests {
     fn decode_rejects_non_canonical_bytes() {
         let bytes = encode(&sample_grant());
         let spaced = String::from_utf8(bytes.clone()).unwrap().replacen(",", ", ", 1);
-        assert_eq!(decode(spaced.as_bytes()), Err(DecodeError::NotCanonical));
+        assert!(decode(spaced.as_bytes()).is_err());
         assert_eq!(decode(&bytes).unwrap(), sample_grant());
+    }
+
+    #[test]
+    fn decode_refuses_whatever_is_not_exactly_canonical() {
+        let good = String::from_utf8(encode(&sample_grant())).unwrap();
+        for bad in [
+            good.replacen("{", "{ ", 1),
+            good.replacen("\"action\":\"grant\",", "\"action\":\"grant\",\"action\":\"grant\",", 1),
+            good.replacen("\"v\":1", "\"v\":01", 1),
+            good.replacen("\"v\":1", "\"v\":\"1\"", 1),
+            good.replacen("ads-targeting", "ads\\u002dtargeting", 1),
+            good.replacen("abab", "ABAB", 1),
+            good.replacen(".123Z", "Z", 1),
+            good.replacen("}", ",\"extra\":1}", 1),
+            format!("{good} "),
+            good.replacen("\"jurisdiction\":\"US-ME\",", "", 1).replacen("\"kind\"", "\"jurisdiction\":\"US-ME\",\"kind\"", 1).replacen("\"evidence\"", "\"zz\":1,\"evidence\"", 1),
+        ] {
+            assert!(decode(bad.as_bytes()).is_err(), "accepted {bad}");
+        }
     }
 
     #[test]
@@ -404,6 +488,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_changed_byte_never_decodes_to_other_canonical_bytes(pos in 0usize..400, byte in any::<u8>()) {
+            let mut bytes = encode(&sample_grant());
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            if let Ok(entry) = decode(&bytes) {
+                prop_assert_eq!(encode(&entry), bytes);
+            }
+        }
+
         #[test]
         fn consent_entries_round_trip(
             seed in any::<[u8; 32]>(),

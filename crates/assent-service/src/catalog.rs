@@ -299,7 +299,7 @@ impl<S: Store> Assent<S> {
             None,
         );
         self.store
-            .append(AppendBatch {
+            .append_owned(AppendBatch {
                 controller,
                 new_subjects: vec![],
                 entries: vec![entry],

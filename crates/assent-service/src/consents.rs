@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use assent_core::decision::PurposeTerms;
 use assent_core::crypto::{evidence_commitment, to_hex};
 use assent_core::encoding::canonical_json;
 use assent_core::event::{ConsentEvent, Method, parse_jurisdiction};
@@ -11,7 +12,7 @@ use assent_core::{
 use assent_store::{AppendBatch, IdempotencyClaim, IdempotencyRecord, NewEntry, Scope, Store, StoreError};
 
 use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, read, write};
-use crate::{Assent, Principal, ServiceError, ServiceResult, new_subject};
+use crate::{Assent, Principal, ServiceError, ServiceResult, new_subject, random_secrets};
 
 /// The most events one batch may hold.
 pub const MAX_BATCH: usize = 1000;
@@ -218,26 +219,33 @@ fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, Vali
     }
 }
 
-fn state_out(catalog: &CatalogView, event: &ConsentEvent, seq: u64) -> StateOut {
-    let state = ConsentState::from_event(event, seq);
-    let status = catalog.purposes.get(&event.purpose).map_or(
-        match event.action {
-            Action::Grant => assent_core::Status::Granted,
-            Action::Withdraw => assent_core::Status::Withdrawn,
-            Action::Expire => assent_core::Status::Expired,
-        },
-        |view| assent_core::decision::status(&view.terms_at(Some(event.recorded_at)), Some(&state), event.recorded_at),
-    );
-    StateOut { purpose: event.purpose.clone(), status, version: event.version, since: event.recorded_at }
-}
-
 fn recorded(catalog: &CatalogView, committed: &[Committed]) -> Vec<RecordedConsent> {
+    // A batch shares one time and few purposes: work out each purpose's terms once.
+    let mut terms: Vec<(&PurposeId, Timestamp, PurposeTerms<'_>)> = Vec::new();
     committed
         .iter()
-        .map(|c| RecordedConsent {
-            seq: c.seq,
-            leaf_hash: to_hex(&c.leaf_hash),
-            state: state_out(catalog, &c.event, c.seq),
+        .map(|c| {
+            let e = &c.event;
+            let state = ConsentState::from_event(e, c.seq);
+            let known = terms.iter().find(|(p, at, _)| **p == e.purpose && *at == e.recorded_at).map(|(_, _, t)| *t);
+            let t = known.or_else(|| {
+                let t = catalog.purposes.get(&e.purpose)?.terms_at(Some(e.recorded_at));
+                terms.push((&e.purpose, e.recorded_at, t));
+                Some(t)
+            });
+            let status = match t {
+                Some(t) => assent_core::decision::status(&t, Some(&state), e.recorded_at),
+                None => match e.action {
+                    Action::Grant => assent_core::Status::Granted,
+                    Action::Withdraw => assent_core::Status::Withdrawn,
+                    Action::Expire => assent_core::Status::Expired,
+                },
+            };
+            RecordedConsent {
+                seq: c.seq,
+                leaf_hash: to_hex(&c.leaf_hash),
+                state: StateOut { purpose: e.purpose.clone(), status, version: e.version, since: e.recorded_at },
+            }
         })
         .collect()
 }
@@ -411,14 +419,17 @@ impl<S: Store> Assent<S> {
     ) -> ServiceResult<Vec<Committed>> {
         let now = self.now();
         let controller = handle.id();
+        let mut secrets = random_secrets(planned.len())?;
         let mut new_subjects = Vec::new();
         let mut queued = std::collections::HashSet::new();
         let mut events = Vec::with_capacity(planned.len());
+        let mut owners: Vec<SubjectId> = Vec::with_capacity(planned.len());
         {
             let mut subjects = write(&handle.subjects);
             for p in planned {
                 if !subjects.by_id.contains_key(&p.subject) {
-                    let record = new_subject(p.subject.clone(), subjects.next_number, now)?;
+                    let secret = secrets.pop().ok_or_else(|| ServiceError::Conflict("out of fresh secrets".into()))?;
+                    let record = new_subject(p.subject.clone(), subjects.next_number, now, secret);
                     subjects.next_number += 1;
                     subjects.by_pseudonym.insert(record.pseudonym, p.subject.clone());
                     subjects
@@ -450,6 +461,7 @@ impl<S: Store> Assent<S> {
                     evidence: evidence_hash,
                 };
                 events.push((event, p.evidence, entry.record.number));
+                owners.push(p.subject);
             }
         }
         let entries: Vec<NewEntry> = events
@@ -460,15 +472,15 @@ impl<S: Store> Assent<S> {
             return Ok(Vec::new());
         }
         let claim = idempotency.as_ref().map(|i| IdempotencyClaim { key: i.key.clone(), request_hash: i.request_hash });
-        let batch = AppendBatch {
+        let batch = Arc::new(AppendBatch {
             controller,
             new_subjects,
             entries,
             notice_versions: vec![],
             idempotency: claim,
             erase_subject: None,
-        };
-        let appended = match self.store.append(batch.clone()).await {
+        });
+        let appended = match self.store.append(Arc::clone(&batch)).await {
             Ok(a) => a,
             Err(StoreError::IdempotencyKeyUsed(record)) => {
                 // Lost a race with a concurrent request carrying the same key.
@@ -479,6 +491,7 @@ impl<S: Store> Assent<S> {
             }
             Err(e) => return Err(e.into()),
         };
+        let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
         let committed: Vec<Committed> = batch
             .entries
             .into_iter()
@@ -489,14 +502,15 @@ impl<S: Store> Assent<S> {
             })
             .collect();
         {
+            // We know whose each event is: apply by id, without the pseudonym map.
             let mut subjects = write(&handle.subjects);
-            for record in &batch.new_subjects {
-                if let Some(entry) = subjects.by_id.get_mut(&record.id) {
+            for (c, owner) in committed.iter().zip(&owners) {
+                if let Some(entry) = subjects.by_id.get_mut(owner) {
                     entry.persisted = true;
+                    entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
                 }
             }
         }
-        apply_committed(handle, &committed);
         Ok(committed)
     }
 }

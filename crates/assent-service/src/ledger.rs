@@ -201,7 +201,7 @@ impl<S: Store> Assent<S> {
         );
         let appended = self
             .store
-            .append(AppendBatch {
+            .append_owned(AppendBatch {
                 controller,
                 new_subjects: vec![],
                 entries: vec![entry],

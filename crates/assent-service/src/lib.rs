@@ -170,8 +170,17 @@ pub(crate) fn random_bytes<const N: usize>() -> ServiceResult<[u8; N]> {
 }
 
 /// A fresh subject record with a random secret.
-pub(crate) fn new_subject(id: SubjectId, number: u64, now: Timestamp) -> ServiceResult<SubjectRecord> {
-    let secret: [u8; 32] = random_bytes()?;
+pub(crate) fn new_subject(id: SubjectId, number: u64, now: Timestamp, secret: [u8; 32]) -> SubjectRecord {
     let pseudonym = Pseudonym(assent_core::crypto::subject_pseudonym(&secret, id.as_str()));
-    Ok(SubjectRecord { number, id, secret, pseudonym, created_at: now })
+    SubjectRecord { number, id, secret, pseudonym, created_at: now }
+}
+
+/// `n` fresh 32-byte secrets from one call to the operating system: a batch of new customers
+/// costs one system call, not one each.
+pub(crate) fn random_secrets(n: usize) -> ServiceResult<Vec<[u8; 32]>> {
+    let mut bytes = vec![0u8; n * 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ServiceError::Store(assent_store::StoreError::Backend(format!("no randomness available: {e}").into()))
+    })?;
+    Ok(bytes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect())
 }

@@ -46,6 +46,9 @@ CREATE TABLE ledger (
     bytes       BLOB NOT NULL,    -- canonical encoding, see assent_core::encoding
     leaf_hash   BLOB NOT NULL,    -- SHA-256(0x00 || bytes)
     subject_no  INTEGER,          -- subjects.number, for history lookups; NULL for non-consent entries
+    nodes       BLOB,             -- the Merkle subtrees this leaf completes: node (level, idx) for
+                                  -- level = 1, 2, ... while (seq + 1) is divisible by 2^level, 32 bytes
+                                  -- each, so node (L, i) lives in the row seq = (i + 1) * 2^L - 1
     PRIMARY KEY (controller, seq)
 );
 
@@ -82,17 +85,6 @@ CREATE TABLE evidence (
     subject_no  INTEGER NOT NULL,
     body        TEXT NOT NULL,
     PRIMARY KEY (controller, seq)
-) WITHOUT ROWID;
-
--- Complete Merkle subtrees: node (level, idx) hashes leaves [idx * 2^level, (idx + 1) * 2^level).
--- Level 0 is ledger.leaf_hash; levels >= 1 are stored here when their subtree completes, so any
--- root or proof needs O(log n) reads.
-CREATE TABLE tree_nodes (
-    controller  TEXT NOT NULL,
-    level       INTEGER NOT NULL,
-    idx         INTEGER NOT NULL,
-    hash        BLOB NOT NULL,
-    PRIMARY KEY (controller, level, idx)
 ) WITHOUT ROWID;
 
 CREATE TABLE checkpoints (

@@ -75,7 +75,7 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
          PRAGMA busy_timeout=10000;
          PRAGMA foreign_keys=OFF;
          PRAGMA temp_store=MEMORY;
-         PRAGMA secure_delete=ON;
+         PRAGMA secure_delete=FAST;
          PRAGMA cache_size=-65536;",
     )
     .map_err(backend)?;
@@ -137,19 +137,27 @@ impl SqliteStore {
     }
 }
 
-/// Reads stored node `(level, index)`: level 0 from the ledger's leaf hashes.
+/// Reads stored node `(level, index)`: level 0 is the leaf hash of entry `index`; a higher
+/// node is kept in the row of the entry that completed it.
 pub(crate) fn read_node(conn: &Connection, controller: &ControllerId, level: u8, index: u64) -> StoreResult<[u8; 32]> {
-    let index_sql = codec::seq_to_sql(index)?;
-    let row: Option<Vec<u8>> = if level == 0 {
-        conn.prepare_cached("SELECT leaf_hash FROM ledger WHERE controller = ?1 AND seq = ?2")
-            .and_then(|mut s| s.query_row(params![controller.as_str(), index_sql], |r| r.get(0)).optional())
-    } else {
-        conn.prepare_cached("SELECT hash FROM tree_nodes WHERE controller = ?1 AND level = ?2 AND idx = ?3")
-            .and_then(|mut s| s.query_row(params![controller.as_str(), level, index_sql], |r| r.get(0)).optional())
+    let missing = || StoreError::NotFound(format!("tree node ({level}, {index})"));
+    if level == 0 {
+        let index = codec::seq_to_sql(index)?;
+        let row: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT leaf_hash FROM ledger WHERE controller = ?1 AND seq = ?2")
+            .and_then(|mut s| s.query_row(params![controller.as_str(), index], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        return codec::hash32(&row.ok_or_else(missing)?, "leaf hash");
     }
-    .map_err(backend)?;
-    let bytes = row.ok_or_else(|| StoreError::NotFound(format!("tree node ({level}, {index})")))?;
-    codec::hash32(&bytes, "tree node")
+    let owner = index.checked_add(1).and_then(|i| i.checked_shl(u32::from(level))).and_then(|i| i.checked_sub(1)).ok_or_else(missing)?;
+    let owner = codec::seq_to_sql(owner)?;
+    let row: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT nodes FROM ledger WHERE controller = ?1 AND seq = ?2")
+        .and_then(|mut s| s.query_row(params![controller.as_str(), owner], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    let nodes = row.flatten().ok_or_else(missing)?;
+    let at = (usize::from(level) - 1) * 32;
+    codec::hash32(nodes.get(at..at + 32).ok_or_else(missing)?, "tree node")
 }
 
 fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
@@ -174,13 +182,23 @@ fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> St
             let seq: i64 = row.get(0)?;
             let bytes: Vec<u8> = row.get(1)?;
             let leaf: Vec<u8> = row.get(2)?;
-            Ok((seq, bytes, leaf))
+            let nodes: Option<Vec<u8>> = row.get(3)?;
+            Ok((seq, bytes, leaf, nodes))
         })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, bytes, leaf) = row.map_err(backend)?;
-        out.push(StoredEntry { seq: codec::seq_from_sql(seq)?, bytes, leaf_hash: codec::hash32(&leaf, "leaf_hash")? });
+        let (seq, bytes, leaf, nodes) = row.map_err(backend)?;
+        let nodes = nodes.unwrap_or_default();
+        if nodes.len() % 32 != 0 {
+            return Err(StoreError::Corrupt(format!("entry {seq}: stored subtree hashes are not whole")));
+        }
+        out.push(StoredEntry {
+            seq: codec::seq_from_sql(seq)?,
+            bytes,
+            leaf_hash: codec::hash32(&leaf, "leaf_hash")?,
+            nodes: nodes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect(),
+        });
     }
     Ok(out)
 }
@@ -369,7 +387,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append(&self, batch: AppendBatch) -> StoreResult<Appended> {
+    async fn append(&self, batch: Arc<AppendBatch>) -> StoreResult<Appended> {
         self.inner.writer.submit(move |conn, seqs| writer::append(conn, seqs, &batch)).await
     }
 
@@ -386,7 +404,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             read_entries(
                 conn,
-                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+                "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
                 params![controller.as_str(), start, end],
             )
         })
@@ -398,7 +416,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             read_entries(
                 conn,
-                "SELECT seq, bytes, leaf_hash FROM ledger WHERE controller = ?1 AND subject_no = ?2 ORDER BY seq",
+                "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = ?1 AND subject_no = ?2 ORDER BY seq",
                 params![controller.as_str(), number],
             )
         })
@@ -456,33 +474,6 @@ impl Store for SqliteStore {
     async fn tree_nodes(&self, controller: ControllerId, nodes: Vec<(u8, u64)>) -> StoreResult<Vec<[u8; 32]>> {
         self.read(move |conn| nodes.iter().map(|(level, index)| read_node(conn, &controller, *level, *index)).collect())
             .await
-    }
-
-    async fn level_nodes(
-        &self,
-        controller: ControllerId,
-        level: u8,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<(u64, [u8; 32])>> {
-        let (start, end) = (codec::seq_to_sql(start)?, codec::seq_to_sql(end)?);
-        self.read(move |conn| {
-            let sql = if level == 0 {
-                "SELECT seq, leaf_hash FROM ledger WHERE controller = ?1 AND ?2 = 0 AND seq >= ?3 AND seq < ?4 ORDER BY seq"
-            } else {
-                "SELECT idx, hash FROM tree_nodes WHERE controller = ?1 AND level = ?2 AND idx >= ?3 AND idx < ?4 ORDER BY idx"
-            };
-            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params![controller.as_str(), level, start, end], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .map_err(backend)?;
-            rows.map(|row| {
-                let (index, hash) = row.map_err(backend)?;
-                Ok((codec::seq_from_sql(index)?, codec::hash32(&hash, "tree node")?))
-            })
-            .collect()
-        })
-        .await
     }
 
     async fn put_checkpoint(&self, controller: ControllerId, checkpoint: StoredCheckpoint) -> StoreResult<()> {

@@ -14,11 +14,40 @@ use crate::{CommitMode, SqliteOptions};
 
 /// What the writer remembers within one transaction: the next sequence number per controller
 /// (read from the table at first use, so another process's writes are never overrun) and the
-/// Merkle nodes written so far (so completing a subtree rarely reads its left child back).
+/// right edge of each controller's Merkle tree (so completing a subtree rarely reads its left
+/// child back).
 #[derive(Debug, Default)]
 pub(crate) struct SeqCache {
     next: HashMap<ControllerId, u64>,
-    nodes: HashMap<(ControllerId, u8, u64), Hash32>,
+    frontier: HashMap<ControllerId, Vec<Edge>>,
+}
+
+/// The newest node of one tree level, and the one before it (the left sibling of the newest
+/// when the newest is a right child).
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    index: u64,
+    hash: Hash32,
+    previous: Option<(u64, Hash32)>,
+}
+
+fn set_edge(levels: &mut Vec<Edge>, level: u8, index: u64, hash: Hash32) {
+    let level = usize::from(level);
+    if levels.len() <= level {
+        levels.resize(level + 1, Edge { index: u64::MAX, hash: [0; 32], previous: None });
+    }
+    if let Some(edge) = levels.get_mut(level) {
+        let previous = (edge.index != u64::MAX).then_some((edge.index, edge.hash));
+        *edge = Edge { index, hash, previous };
+    }
+}
+
+fn cached(levels: &[Edge], level: u8, index: u64) -> Option<Hash32> {
+    let edge = levels.get(usize::from(level))?;
+    if edge.index == index {
+        return Some(edge.hash);
+    }
+    edge.previous.filter(|(i, _)| *i == index).map(|(_, h)| h)
 }
 
 impl SeqCache {
@@ -34,32 +63,33 @@ impl SeqCache {
     /// Forgets what a rolled-back job wrote.
     fn restore(&mut self, next: HashMap<ControllerId, u64>) {
         self.next = next;
-        self.nodes.clear();
+        self.frontier.clear();
     }
 
-    fn node(&mut self, conn: &Connection, controller: &ControllerId, level: u8, index: u64) -> StoreResult<Hash32> {
-        if let Some(hash) = self.nodes.get(&(controller.clone(), level, index)) {
-            return Ok(*hash);
+    /// Records leaf `n` and returns the subtree hashes it completes, concatenated, to be
+    /// stored in its row (`None` when it completes none).
+    fn add_leaf(&mut self, conn: &Connection, controller: &ControllerId, n: u64, leaf: Hash32) -> StoreResult<Option<Vec<u8>>> {
+        if !self.frontier.contains_key(controller) {
+            self.frontier.insert(controller.clone(), Vec::new());
         }
-        let hash = crate::read_node(conn, controller, level, index)?;
-        self.nodes.insert((controller.clone(), level, index), hash);
-        Ok(hash)
-    }
-
-    /// Records leaf `n` and stores every subtree it completes.
-    fn add_leaf(&mut self, conn: &Connection, controller: &ControllerId, n: u64, leaf: Hash32) -> StoreResult<()> {
-        self.nodes.insert((controller.clone(), 0, n), leaf);
-        let mut insert = conn
-            .prepare_cached("INSERT INTO tree_nodes (controller, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")
-            .map_err(backend)?;
+        let Some(levels) = self.frontier.get_mut(controller) else { return Ok(None) };
+        set_edge(levels, 0, n, leaf);
+        let mut nodes: Option<Vec<u8>> = None;
         for (level, index) in merkle::completed_by(n) {
-            let left = self.node(conn, controller, level - 1, 2 * index)?;
-            let right = self.node(conn, controller, level - 1, 2 * index + 1)?;
+            let child = level - 1;
+            let left = match cached(levels, child, 2 * index) {
+                Some(h) => h,
+                None => crate::read_node(conn, controller, child, 2 * index)?,
+            };
+            let right = match cached(levels, child, 2 * index + 1) {
+                Some(h) => h,
+                None => crate::read_node(conn, controller, child, 2 * index + 1)?,
+            };
             let hash = merkle::node_hash(&left, &right);
-            insert.execute(params![controller.as_str(), level, seq_to_sql(index)?, &hash[..]]).map_err(backend)?;
-            self.nodes.insert((controller.clone(), level, index), hash);
+            nodes.get_or_insert_with(|| Vec::with_capacity(64)).extend_from_slice(&hash);
+            set_edge(levels, level, index, hash);
         }
-        Ok(())
+        Ok(nodes)
     }
 }
 
@@ -333,7 +363,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
 
     let mut insert_entry = conn
         .prepare_cached(
-            "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend)?;
     let mut upsert_state = conn
@@ -353,6 +383,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
 
     for (offset, new) in (0u64..).zip(&batch.entries) {
         let seq = seq_to_sql(first_seq + offset)?;
+        let nodes = seqs.add_leaf(conn, &batch.controller, first_seq + offset, new.leaf_hash)?;
         match &new.entry {
             LedgerEntry::Consent(event) => {
                 let number = new
@@ -360,7 +391,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                     .ok_or_else(|| StoreError::Corrupt(format!("consent entry {seq} has no subject number")))?;
                 let number = seq_to_sql(number)?;
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], number])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], number, nodes])
                     .map_err(backend)?;
                 upsert_state
                     .execute(params![
@@ -381,17 +412,16 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
             }
             LedgerEntry::Notice(notice) => {
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None, nodes])
                     .map_err(backend)?;
                 notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
             }
             LedgerEntry::Erasure(_) => {
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None, nodes])
                     .map_err(backend)?;
             }
         }
-        seqs.add_leaf(conn, &batch.controller, first_seq + offset, new.leaf_hash)?;
     }
 
     for version in &batch.notice_versions {

@@ -132,7 +132,7 @@ async fn merkle_nodes_are_stored_as_subtrees_complete<S: Store>(store: &S) {
             b.new_subjects.push(s.clone());
             first = false;
         }
-        store.append(b).await.expect("append");
+        store.append_owned(b).await.expect("append");
     }
     let size = store.ledger_size(c.id.clone()).await.expect("size");
     assert_eq!(size, 29);
@@ -147,9 +147,14 @@ async fn merkle_nodes_are_stored_as_subtrees_complete<S: Store>(store: &S) {
         let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).expect("all nodes present");
         assert_eq!(from_store, root(n, &mut tree.reader()).expect("memory root"), "root of size {n}");
     }
-    let level1 = store.level_nodes(c.id.clone(), 1, 0, 100).await.expect("level 1");
-    assert_eq!(level1.len(), 14);
-    assert_eq!(level1[3], (3, tree.node(1, 3).expect("node")));
+    // Each entry carries the subtrees it completed, lowest level first.
+    let entries = store.entries(c.id.clone(), 0, size).await.expect("entries");
+    for e in &entries {
+        let expected: Vec<_> =
+            assent_core::merkle::completed_by(e.seq).map(|(l, i)| tree.node(l, i).expect("node")).collect();
+        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
+    }
+    assert_eq!(entries[15].nodes.len(), 4);
     assert!(matches!(store.tree_nodes(c.id.clone(), vec![(5, 0)]).await, Err(StoreError::NotFound(_))));
 }
 
@@ -177,7 +182,7 @@ async fn erasure_unlinks_a_subject_and_keeps_the_ledger<S: Store>(store: &S) {
     let mut b =
         batch(&c.id, vec![consent(&c.id, &s1, "ads", Action::Grant, 1), consent(&c.id, &s2, "ads", Action::Grant, 2)]);
     b.new_subjects = vec![s1.clone(), s2.clone()];
-    store.append(b).await.expect("append");
+    store.append_owned(b).await.expect("append");
     let erasure = NewEntry::new(
         LedgerEntry::Erasure(assent_core::event::Erasure {
             controller: c.id.clone(),
@@ -187,13 +192,13 @@ async fn erasure_unlinks_a_subject_and_keeps_the_ledger<S: Store>(store: &S) {
     );
     let mut erase = batch(&c.id, vec![erasure]);
     erase.erase_subject = Some(s1.number);
-    assert_eq!(store.append(erase.clone()).await.expect("erase").first_seq, 2);
+    assert_eq!(store.append_owned(erase.clone()).await.expect("erase").first_seq, 2);
     assert_eq!(store.load_subjects(c.id.clone()).await.expect("subjects"), vec![s2.clone()]);
     let states = store.load_states(c.id.clone()).await.expect("states");
     assert_eq!(states.iter().map(|s| s.subject).collect::<Vec<_>>(), vec![s2.pseudonym]);
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 3, "the ledger keeps every entry");
     // Erasing again finds no one and writes nothing.
-    assert!(matches!(store.append(erase).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.append_owned(erase).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 3);
     // The erased subject's number is never handed out again.
     assert!(store.next_subject_number(c.id.clone()).await.expect("next") > s2.number);
@@ -259,9 +264,9 @@ async fn catalog_round_trip<S: Store>(store: &S) {
     );
     let mut b = batch(&c.id, vec![publication.clone()]);
     b.notice_versions.push(v1.clone());
-    assert_eq!(store.append(b.clone()).await.expect("publish").first_seq, 0);
+    assert_eq!(store.append_owned(b.clone()).await.expect("publish").first_seq, 0);
     // Publishing the same version twice fails and leaves the ledger as it was.
-    assert!(matches!(store.append(b).await, Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(store.append_owned(b).await, Err(StoreError::AlreadyExists(_))));
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 1);
 
     let snapshot = store.load_catalog(c.id.clone()).await.expect("load");
@@ -282,14 +287,14 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
         vec![consent(&a.id, &s, "ads", Action::Grant, 10), consent(&a.id, &s, "ads", Action::Withdraw, 11)],
     );
     first.new_subjects.push(s.clone());
-    assert_eq!(store.append(first.clone()).await.expect("append").first_seq, 0);
+    assert_eq!(store.append_owned(first.clone()).await.expect("append").first_seq, 0);
     assert_eq!(
-        store.append(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)])).await.expect("append").first_seq,
+        store.append_owned(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)])).await.expect("append").first_seq,
         0
     );
     assert_eq!(
         store
-            .append(batch(&a.id, vec![consent(&a.id, &s, "mail", Action::Grant, 13)]))
+            .append_owned(batch(&a.id, vec![consent(&a.id, &s, "mail", Action::Grant, 13)]))
             .await
             .expect("append")
             .first_seq,
@@ -330,12 +335,12 @@ async fn failed_appends_write_nothing<S: Store>(store: &S) {
     };
     let mut ok = batch(&c.id, vec![publish(&v1)]);
     ok.notice_versions.push(v1.clone());
-    store.append(ok).await.expect("publish");
+    store.append_owned(ok).await.expect("publish");
     // A batch of a consent plus a duplicate publication fails as a whole.
     let mut bad = batch(&c.id, vec![consent(&c.id, &s, "ads", Action::Grant, 1), publish(&v1)]);
     bad.new_subjects.push(s.clone());
     bad.notice_versions.push(v1);
-    assert!(store.append(bad).await.is_err());
+    assert!(store.append_owned(bad).await.is_err());
     assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 1);
     assert!(store.load_subjects(c.id.clone()).await.expect("subjects").is_empty());
     assert!(store.load_states(c.id.clone()).await.expect("states").is_empty());
@@ -348,8 +353,8 @@ async fn idempotency_keys_are_claimed_once<S: Store>(store: &S) {
     let mut b = batch(&c.id, vec![consent(&c.id, &s, "ads", Action::Grant, 1)]);
     b.new_subjects.push(s);
     b.idempotency = Some(IdempotencyClaim { key: "k-1".into(), request_hash: [1; 32] });
-    store.append(b.clone()).await.expect("first");
-    match store.append(b).await {
+    store.append_owned(b.clone()).await.expect("first");
+    match store.append_owned(b).await {
         Err(StoreError::IdempotencyKeyUsed(record)) => {
             assert_eq!((record.first_seq, record.count, record.request_hash), (0, 1, [1; 32]));
         }
@@ -376,7 +381,7 @@ async fn stored_state_is_the_projection_of_the_ledger<S: Store>(store: &S) {
         ],
     );
     b.new_subjects = vec![s1, s2];
-    store.append(b).await.expect("append");
+    store.append_owned(b).await.expect("append");
     let entries = store.entries(c.id.clone(), 0, 100).await.expect("entries");
     let decoded: Vec<_> =
         entries.iter().map(|e| (e.seq, assent_core::encoding::decode(&e.bytes).expect("decodes"))).collect();
@@ -404,7 +409,7 @@ async fn concurrent_appends_stay_gapless<S: Store + Clone>(store: &S) {
             let mut b =
                 batch(&id, vec![consent(&id, &s, "ads", Action::Grant, 1), consent(&id, &s, "mail", Action::Grant, 2)]);
             b.new_subjects.push(s);
-            store.append(b).await.expect("append").first_seq
+            store.append_owned(b).await.expect("append").first_seq
         }));
     }
     let mut firsts = Vec::new();

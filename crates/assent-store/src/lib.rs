@@ -17,6 +17,7 @@ pub mod conformance;
 mod model;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use model::*;
 
@@ -63,7 +64,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends ledger entries atomically, with the subjects, notice versions, evidence and
     /// idempotency claim that go with them. Returns the sequence number of the first entry.
-    fn append(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<Appended>> + Send;
+    fn append(&self, batch: Arc<AppendBatch>) -> impl Future<Output = StoreResult<Appended>> + Send;
+
+    /// [`Store::append`] for a caller that does not need the batch back.
+    fn append_owned(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<Appended>> + Send {
+        self.append(Arc::new(batch))
+    }
     fn find_idempotency(
         &self,
         controller: ControllerId,
@@ -97,14 +103,6 @@ pub trait Store: Send + Sync + 'static {
         controller: ControllerId,
         nodes: Vec<(u8, u64)>,
     ) -> impl Future<Output = StoreResult<Vec<[u8; 32]>>> + Send;
-    /// Stored nodes of one level with `start <= index < end`, as `(index, hash)`, in order.
-    fn level_nodes(
-        &self,
-        controller: ControllerId,
-        level: u8,
-        start: u64,
-        end: u64,
-    ) -> impl Future<Output = StoreResult<Vec<(u64, [u8; 32])>>> + Send;
     /// Stores a signed checkpoint; storing one for a size already signed is a no-op.
     fn put_checkpoint(
         &self,

@@ -172,6 +172,9 @@ pub struct StoredEntry {
     pub seq: u64,
     pub bytes: Vec<u8>,
     pub leaf_hash: [u8; 32],
+    /// The Merkle subtree hashes this leaf completed, by level from 1 up (see
+    /// `assent_core::merkle::completed_by`): stored with the entry, so no separate index grows.
+    pub nodes: Vec<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

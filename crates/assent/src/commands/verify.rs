@@ -168,6 +168,15 @@ async fn verify_controller(
                     states.insert(key, state);
                 }
                 tree.push(c.leaf);
+                // The subtree hashes stored with this entry must be the ones the entries so far
+                // produce: a difference means entries were altered, removed or reordered.
+                let expected = merkle::completed_by(c.seq).map(|(l, i)| tree.node(l, i));
+                if !expected.map(|h| h.unwrap_or([0; 32])).eq(c.nodes.iter().copied()) {
+                    return Err(Finding(format!(
+                        "entry {}: its stored Merkle subtree hashes do not match the entries up to it: entries were altered, removed or reordered",
+                        c.seq
+                    )));
+                }
                 next += 1;
             }
         }
@@ -175,7 +184,6 @@ async fn verify_controller(
     }
     progress.finish();
 
-    compare_tree(store, id, &tree).await?;
     let checkpoints = check_checkpoints(store, id, verifier, &tree).await?;
 
     // Subjects: each pseudonym must be the keyed hash of its id (the link is intact).
@@ -235,6 +243,7 @@ async fn verify_controller(
 struct Checked {
     seq: u64,
     leaf: Hash32,
+    nodes: Vec<Hash32>,
     state: Option<((Pseudonym, PurposeId), ConsentState)>,
 }
 
@@ -258,50 +267,9 @@ fn check_entries(entries: &[assent_store::StoredEntry], id: &ControllerId) -> Re
             if &owner != id {
                 return Err(Finding(format!("entry {}: belongs to controller `{owner}`", e.seq)));
             }
-            Ok(Checked { seq: e.seq, leaf: e.leaf_hash, state })
+            Ok(Checked { seq: e.seq, leaf: e.leaf_hash, nodes: e.nodes.clone(), state })
         })
         .collect()
-}
-
-/// Compares every stored subtree node with the tree rebuilt from the entries. A mismatch names
-/// the first entry of the smallest subtree that differs.
-async fn compare_tree(store: &SqliteStore, id: &ControllerId, tree: &MemoryTree) -> Result<(), Finding> {
-    let mut first_bad: Option<(u64, u8, u64)> = None;
-    for (level, row) in tree.levels.iter().enumerate().skip(1) {
-        let level = u8::try_from(level).unwrap_or(u8::MAX);
-        let count = row.len() as u64;
-        let mut start = 0;
-        while start < count {
-            let end = (start + CHUNK).min(count);
-            let stored = store.level_nodes(id.clone(), level, start, end).await?;
-            for (offset, expected) in
-                row.iter().skip(usize::try_from(start).unwrap_or(usize::MAX)).take(stored.len()).enumerate()
-            {
-                let index = start + offset as u64;
-                let found = stored.get(offset).filter(|(i, _)| *i == index).map(|(_, h)| h);
-                if found != Some(expected) {
-                    let first_leaf = index << level;
-                    // The lowest differing subtree is the most precise: every ancestor of a bad
-                    // node differs too.
-                    if first_bad.is_none_or(|(leaf, l, _)| level < l || (level == l && first_leaf < leaf)) {
-                        first_bad = Some((first_leaf, level, index));
-                    }
-                    break;
-                }
-            }
-            if (stored.len() as u64) < end - start && first_bad.is_none() {
-                first_bad = Some((start + stored.len() as u64, level, start + stored.len() as u64));
-            }
-            start = end;
-        }
-    }
-    match first_bad {
-        None => Ok(()),
-        Some((leaf, level, index)) => Err(Finding(format!(
-            "entry {leaf}: entries {leaf} to {} do not match the stored Merkle tree (node at level {level}, index {index}): entries were altered, removed or reordered",
-            leaf + (1u64 << level) - 1
-        ))),
-    }
 }
 
 async fn check_checkpoints(

@@ -117,7 +117,7 @@ async fn an_untouched_ledger_verifies_and_each_kind_of_tampering_is_named() {
         dir.path(),
         "UPDATE ledger SET seq = -1 WHERE seq = 8; UPDATE ledger SET seq = 8 WHERE seq = 9; UPDATE ledger SET seq = 9 WHERE seq = -1",
     );
-    assert!(err.contains("entry 8") && err.contains("Merkle tree"), "{err}");
+    assert!(err.contains("entry 8") && err.contains("Merkle subtree"), "{err}");
     // A replaced checkpoint: re-signed by another key.
     let other = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let note_sql = {
