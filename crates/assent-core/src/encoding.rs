@@ -227,7 +227,10 @@ fn parse_flat(bytes: &[u8]) -> Result<RawEntry<'_>, DecodeError> {
             return Err(json_error("expected a string"));
         }
         let start = *i + 1;
-        let len = bytes.get(start..).and_then(|rest| rest.iter().position(|&c| c == b'"')).ok_or_else(|| json_error("unterminated string"))?;
+        let len = bytes
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'"'))
+            .ok_or_else(|| json_error("unterminated string"))?;
         let value = text.get(start..start + len).ok_or_else(|| json_error("bad string"))?;
         if value.bytes().any(|c| c == b'\\' || c < 0x20) {
             return Err(DecodeError::NotCanonical);
@@ -301,7 +304,10 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
     }
     let controller = check("controller", ControllerId::parse(field("controller", raw.controller)?))?;
     let purpose = || check("purpose", PurposeId::parse(raw.purpose.unwrap_or_default()));
-    let version = raw.version.map(|v| u32::try_from(v).map_err(|_| DecodeError::Field { field: "version", message: "out of range".into() })).transpose()?;
+    let version = raw
+        .version
+        .map(|v| u32::try_from(v).map_err(|_| DecodeError::Field { field: "version", message: "out of range".into() }))
+        .transpose()?;
     let entry = match field("kind", raw.kind)? {
         "consent" => {
             let hex32 = |name: &'static str, s: &str| {
@@ -465,7 +471,9 @@ mod tests {
             good.replacen(".123Z", "Z", 1),
             good.replacen("}", ",\"extra\":1}", 1),
             format!("{good} "),
-            good.replacen("\"jurisdiction\":\"US-ME\",", "", 1).replacen("\"kind\"", "\"jurisdiction\":\"US-ME\",\"kind\"", 1).replacen("\"evidence\"", "\"zz\":1,\"evidence\"", 1),
+            good.replacen("\"jurisdiction\":\"US-ME\",", "", 1)
+                .replacen("\"kind\"", "\"jurisdiction\":\"US-ME\",\"kind\"", 1)
+                .replacen("\"evidence\"", "\"zz\":1,\"evidence\"", 1),
         ] {
             assert!(decode(bad.as_bytes()).is_err(), "accepted {bad}");
         }

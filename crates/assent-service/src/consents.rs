@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use assent_core::decision::PurposeTerms;
 use assent_core::crypto::{evidence_commitment, to_hex};
+use assent_core::decision::PurposeTerms;
 use assent_core::encoding::canonical_json;
 use assent_core::event::{ConsentEvent, Method, parse_jurisdiction};
 use assent_core::{

@@ -50,7 +50,7 @@ CREATE TABLE ledger (
                                   -- level = 1, 2, ... while (seq + 1) is divisible by 2^level, 32 bytes
                                   -- each, so node (L, i) lives in the row seq = (i + 1) * 2^L - 1
     PRIMARY KEY (controller, seq)
-);
+) WITHOUT ROWID; -- one B-tree, appended at its right edge, instead of a table plus a key index
 
 -- Keyed by the sequential subject number, not the random pseudonym: a new subject's rows go to
 -- the right edge of the index instead of dirtying a random page each.

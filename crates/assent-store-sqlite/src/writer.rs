@@ -68,7 +68,13 @@ impl SeqCache {
 
     /// Records leaf `n` and returns the subtree hashes it completes, concatenated, to be
     /// stored in its row (`None` when it completes none).
-    fn add_leaf(&mut self, conn: &Connection, controller: &ControllerId, n: u64, leaf: Hash32) -> StoreResult<Option<Vec<u8>>> {
+    fn add_leaf(
+        &mut self,
+        conn: &Connection,
+        controller: &ControllerId,
+        n: u64,
+        leaf: Hash32,
+    ) -> StoreResult<Option<Vec<u8>>> {
         if !self.frontier.contains_key(controller) {
             self.frontier.insert(controller.clone(), Vec::new());
         }

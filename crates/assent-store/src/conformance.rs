@@ -289,7 +289,11 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     first.new_subjects.push(s.clone());
     assert_eq!(store.append_owned(first.clone()).await.expect("append").first_seq, 0);
     assert_eq!(
-        store.append_owned(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)])).await.expect("append").first_seq,
+        store
+            .append_owned(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)]))
+            .await
+            .expect("append")
+            .first_seq,
         0
     );
     assert_eq!(
