@@ -21,6 +21,8 @@ pub struct FileConfig {
     /// Logs are named `<origin_prefix>/<controller>` in checkpoints (default `assent.local`):
     /// set it to the host name auditors know this deployment by.
     pub origin_prefix: Option<String>,
+    /// Where ledger signing keys live (default: `keys/` in the data directory).
+    pub keys_dir: Option<PathBuf>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -50,6 +52,7 @@ pub struct Settings {
     pub sqlite: SqliteOptions,
     pub json_logs: bool,
     pub origin_prefix: String,
+    pub keys_dir: PathBuf,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -82,12 +85,17 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
         Some("json") => true,
         Some(other) => return Err(format!("log format `{other}` must be `text` or `json`")),
     };
+    let data_dir = storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     Ok(Settings {
-        data_dir: storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        data_dir: data_dir.clone(),
         listen: listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
         database_url: storage.database_url.clone().or(file.database_url),
         sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
         json_logs,
+        keys_dir: std::env::var_os("ASSENT_KEYS_DIR")
+            .map(PathBuf::from)
+            .or(file.keys_dir)
+            .unwrap_or_else(|| data_dir.join("keys")),
         origin_prefix: std::env::var("ASSENT_ORIGIN_PREFIX")
             .ok()
             .or(file.origin_prefix)

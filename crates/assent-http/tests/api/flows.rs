@@ -208,8 +208,8 @@ async fn state_survives_a_restart() {
     let before = app.get("/v1/subjects/cust-1/consents", &key).await.body;
 
     let reopened = open_service(app.dir.path(), app.clock.clone()).await;
-    let router = assent_http::router(reopened);
-    let app2 = TestApp { router, ..app };
+    let base = serve(reopened).await;
+    let app2 = TestApp { base, ..app };
     assert_eq!(app2.get("/v1/subjects/cust-1/consents", &key).await.body, before);
     assert_eq!(app2.decision("cust-1", "ads").await["allowed"], true);
     assert_eq!(app2.decision("cust-2", "sharing").await["reason"], "withdrawn");

@@ -7,18 +7,16 @@ use assent_core::{ControllerId, Timestamp};
 use assent_service::{Assent, ManualClock};
 use assent_store::{Scope, Store};
 use assent_store_sqlite::{SqliteOptions, SqliteStore};
-use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 pub const START: Timestamp = Timestamp::from_unix_millis(1_795_910_400_000); // 2026-11-29T00:00:00Z
 pub const DAY_MS: i64 = 86_400_000;
 
 pub struct TestApp {
-    pub router: Router,
+    /// The real server, listening on a port the OS picked.
+    pub base: String,
+    pub client: reqwest::Client,
     pub service: Arc<Assent<SqliteStore>>,
     pub clock: Arc<ManualClock>,
     pub admin: String,
@@ -65,6 +63,14 @@ pub async fn open_service(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc
     Arc::new(Assent::open(store, clock, keys).await.expect("open service"))
 }
 
+/// Serves `service` over HTTP on 127.0.0.1 port 0, as `assent serve` would, and returns its URL.
+pub async fn serve(service: Arc<Assent<SqliteStore>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(assent_http::serve(listener, assent_http::router(service), std::future::pending()));
+    format!("http://{addr}")
+}
+
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(START));
@@ -73,7 +79,8 @@ pub async fn spawn_app() -> TestApp {
     service.create_controller("other", "Other Corp", &[], &[]).await.expect("other");
     let admin = service.create_api_key(&ControllerId::parse("acme").unwrap(), vec![Scope::Admin]).await.unwrap();
     let other_admin = service.create_api_key(&ControllerId::parse("other").unwrap(), vec![Scope::Admin]).await.unwrap();
-    let app = TestApp { router: assent_http::router(service.clone()), service, clock, admin, other_admin, dir };
+    let base = serve(service.clone()).await;
+    let app = TestApp { base, client: reqwest::Client::new(), service, clock, admin, other_admin, dir };
 
     for (key, prefix) in [(app.admin.clone(), ""), (app.other_admin.clone(), "other-")] {
         let cat = |personal: bool| json!({"personal": personal, "names": {"en": "Data", "es": "Datos"}});
@@ -109,7 +116,7 @@ impl TestApp {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut builder = Request::builder().method(method).uri(uri);
+        let mut builder = self.client.request(method, format!("{}{uri}", self.base));
         if let Some(key) = key {
             builder = builder.header("authorization", format!("Bearer {key}"));
         }
@@ -119,11 +126,10 @@ impl TestApp {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let response =
-            self.router.clone().oneshot(builder.body(Body::from(body)).expect("request")).await.expect("infallible");
+        let response = builder.body(body).send().await.expect("the server answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Resp { status, headers, body }

@@ -1,4 +1,5 @@
-//! The HTTP API, exercised through the real router in process, as a client would.
+//! The HTTP API, served on a real port (0, chosen by the OS) against a temporary data dir, and
+//! used over HTTP as a client would.
 //! One integration-test binary; each module is one area of the contract.
 #![allow(
     clippy::unwrap_used,

@@ -74,7 +74,7 @@ async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, S
 
 /// Ledger keys live beside the database, one file per controller.
 fn keyring(settings: &Settings) -> assent_service::signing::KeyRing {
-    assent_service::signing::KeyRing::new(settings.data_dir.join("keys"), settings.origin_prefix.clone())
+    assent_service::signing::KeyRing::new(settings.keys_dir.clone(), settings.origin_prefix.clone())
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
