@@ -19,7 +19,8 @@ pub fn leaf_hash(entry_bytes: &[u8]) -> Hash32 {
     h.finalize().into()
 }
 
-fn hmac(key: &[u8; 32], domain: &[u8], message: &[u8]) -> Hash32 {
+/// HMAC-SHA256 of `domain || message` under `key`: domain strings keep each use of a key apart.
+pub fn hmac(key: &[u8; 32], domain: &[u8], message: &[u8]) -> Hash32 {
     // A 32-byte key is always a valid HMAC key, so this cannot fail.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return [0; 32];
@@ -39,6 +40,11 @@ pub fn subject_pseudonym(subject_key: &[u8; 32], subject_id: &str) -> Hash32 {
 /// ledger binds the evidence without revealing it, and erasure makes it unguessable.
 pub fn evidence_commitment(subject_key: &[u8; 32], evidence_bytes: &[u8]) -> Hash32 {
     hmac(subject_key, b"assent/evidence/v1\n", evidence_bytes)
+}
+
+/// Compares two MACs in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {

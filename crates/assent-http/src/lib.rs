@@ -5,6 +5,7 @@
 //! RFC 9457 problem in [`problem`], the one place that maps errors to status codes.
 
 mod extract;
+pub mod pages;
 mod problem;
 mod routes;
 

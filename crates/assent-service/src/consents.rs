@@ -309,6 +309,30 @@ impl<S: Store> Assent<S> {
         gpc: bool,
         idempotency: Option<Idempotency>,
     ) -> ServiceResult<WithdrawAllOut> {
+        self.withdraw_where(principal, subject, input, gpc, true, idempotency).await
+    }
+
+    /// Records the Global Privacy Control signal alone: an opt-out of every sale/sharing or
+    /// targeted-advertising purpose not already withdrawn, and nothing else. Recorded once: a
+    /// second call finds nothing left to withdraw.
+    pub async fn apply_gpc(
+        &self,
+        principal: &Principal,
+        subject: &str,
+        input: WithdrawAllInput,
+    ) -> ServiceResult<WithdrawAllOut> {
+        self.withdraw_where(principal, subject, input, true, false, None).await
+    }
+
+    async fn withdraw_where(
+        &self,
+        principal: &Principal,
+        subject: &str,
+        input: WithdrawAllInput,
+        gpc: bool,
+        everything: bool,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<WithdrawAllOut> {
         principal.require(Scope::Collect)?;
         if let Some(committed) = self.replay(principal, idempotency.as_ref()).await? {
             return Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() });
@@ -336,12 +360,10 @@ impl<S: Store> Assent<S> {
                     continue;
                 }
                 let last = entry.and_then(|e| e.state(&view.purpose.id)).map(|s| s.action);
-                let method = if last == Some(Action::Grant) {
+                let gpc_purpose = view.purpose.sale_or_sharing || view.purpose.targeted_advertising;
+                let method = if everything && last == Some(Action::Grant) {
                     common.method
-                } else if gpc
-                    && (view.purpose.sale_or_sharing || view.purpose.targeted_advertising)
-                    && last != Some(Action::Withdraw)
-                {
+                } else if gpc && gpc_purpose && last != Some(Action::Withdraw) {
                     Method::Gpc
                 } else {
                     continue;

@@ -10,10 +10,12 @@ pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod catalog_file;
+pub mod center;
 pub mod clock;
 pub mod consents;
 pub mod error;
 pub mod ledger;
+pub mod links;
 pub mod memory;
 pub mod reads;
 pub mod receipts;
@@ -51,6 +53,7 @@ pub struct Assent<S: Store> {
     loading: tokio::sync::Mutex<()>,
     checkpointing: tokio::sync::Mutex<()>,
     ledger_keys: signing::KeyRing,
+    public_url: RwLock<Option<String>>,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -70,6 +73,7 @@ impl<S: Store> Assent<S> {
             loading: tokio::sync::Mutex::new(()),
             checkpointing: tokio::sync::Mutex::new(()),
             ledger_keys: keys,
+            public_url: RwLock::new(None),
         };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
@@ -88,6 +92,7 @@ impl<S: Store> Assent<S> {
             loading: tokio::sync::Mutex::new(()),
             checkpointing: tokio::sync::Mutex::new(()),
             ledger_keys: keys,
+            public_url: RwLock::new(None),
         }
     }
 
@@ -95,6 +100,15 @@ impl<S: Store> Assent<S> {
     /// CLI working on its own data directory), never for anything arriving over the network.
     pub async fn system_principal(&self, controller: &ControllerId) -> ServiceResult<Principal> {
         Ok(Principal { controller: self.controller(controller).await?, scopes: vec![Scope::Admin] })
+    }
+
+    /// The URL customers reach the pages on, when configured (links use it).
+    pub fn set_public_url(&self, url: Option<String>) {
+        *write(&self.public_url) = url;
+    }
+
+    pub fn public_url(&self) -> Option<String> {
+        read(&self.public_url).clone()
     }
 
     /// The controller's ledger signing key (created on first use).

@@ -35,6 +35,12 @@ impl LogKey {
         &self.signing
     }
 
+    /// A MAC key for `purpose` derived from this key, so links and sessions need no second
+    /// secret to manage, yet can never be confused with signatures.
+    pub fn mac_key(&self, purpose: &str) -> [u8; 32] {
+        assent_core::crypto::hmac(&self.signing.to_bytes(), b"assent/derive/v1\n", purpose.as_bytes())
+    }
+
     fn from_parts(origin: String, seed: [u8; 32]) -> Self {
         let signing = SigningKey::from_bytes(&seed);
         let verifier = verifier_key(&origin, &signing.verifying_key());

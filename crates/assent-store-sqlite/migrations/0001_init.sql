@@ -96,6 +96,14 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (controller, tree_size)
 ) WITHOUT ROWID;
 
+-- Preference-center links are single use: the nonce of each opened link.
+CREATE TABLE used_links (
+    controller  TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    used_at     INTEGER NOT NULL,
+    PRIMARY KEY (controller, nonce)
+) WITHOUT ROWID;
+
 CREATE INDEX evidence_by_subject ON evidence (controller, subject_no);
 
 CREATE TABLE idempotency (

@@ -505,6 +505,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn use_link(&self, controller: ControllerId, nonce: String, at: assent_core::Timestamp) -> StoreResult<bool> {
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO used_links (controller, nonce, used_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        params![controller.as_str(), nonce, at.unix_millis()],
+                    )
+                    .map_err(backend)?;
+                Ok(inserted == 1)
+            })
+            .await
+    }
+
     async fn latest_checkpoint(&self, controller: ControllerId) -> StoreResult<Option<StoredCheckpoint>> {
         self.read(move |conn| {
             Ok(codec::read_checkpoints(

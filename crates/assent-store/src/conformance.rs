@@ -115,6 +115,19 @@ pub async fn run<S: Store + Clone>(store: S) {
     merkle_nodes_are_stored_as_subtrees_complete(&store).await;
     checkpoints_round_trip(&store).await;
     erasure_unlinks_a_subject_and_keeps_the_ledger(&store).await;
+    links_are_single_use(&store).await;
+}
+
+async fn links_are_single_use<S: Store>(store: &S) {
+    let c = controller("links");
+    store.create_controller(c.clone()).await.expect("create");
+    let at = Timestamp::from_unix_millis(1);
+    assert!(store.use_link(c.id.clone(), "n-1".into(), at).await.expect("use"));
+    assert!(!store.use_link(c.id.clone(), "n-1".into(), at).await.expect("reuse"));
+    assert!(store.use_link(c.id.clone(), "n-2".into(), at).await.expect("other nonce"));
+    assert!(
+        store.use_link(ControllerId::parse("alpha").expect("id"), "n-1".into(), at).await.expect("other controller")
+    );
 }
 
 async fn merkle_nodes_are_stored_as_subtrees_complete<S: Store>(store: &S) {

@@ -113,6 +113,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         controller: ControllerId,
     ) -> impl Future<Output = StoreResult<Option<StoredCheckpoint>>> + Send;
+    /// Marks a single-use link nonce as used; `false` if it was used before.
+    fn use_link(
+        &self,
+        controller: ControllerId,
+        nonce: String,
+        at: assent_core::Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Every stored checkpoint, by tree size.
     fn checkpoints(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredCheckpoint>>> + Send;
 }

@@ -49,6 +49,25 @@ pub enum Command {
     /// Work with checkpoints.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Signed links into the preference center.
+    #[command(subcommand)]
+    Links(LinksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinksCommand {
+    /// Print a signed, single-use link to a customer's preference center.
+    Create {
+        #[arg(long)]
+        controller: String,
+        #[arg(long)]
+        subject: String,
+        /// How long the link works, in seconds (default 900).
+        #[arg(long)]
+        ttl_seconds: Option<u64>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

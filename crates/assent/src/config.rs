@@ -21,6 +21,8 @@ pub struct FileConfig {
     /// Logs are named `<origin_prefix>/<controller>` in checkpoints (default `assent.local`):
     /// set it to the host name auditors know this deployment by.
     pub origin_prefix: Option<String>,
+    /// The URL customers reach the pages on, for links (default `http://<listen>`).
+    pub public_url: Option<String>,
     /// Where ledger signing keys live (default: `keys/` in the data directory).
     pub keys_dir: Option<PathBuf>,
     #[serde(default)]
@@ -53,6 +55,7 @@ pub struct Settings {
     pub json_logs: bool,
     pub origin_prefix: String,
     pub keys_dir: PathBuf,
+    pub public_url: String,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -85,10 +88,14 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
         Some("json") => true,
         Some(other) => return Err(format!("log format `{other}` must be `text` or `json`")),
     };
+    let listen = listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let public_url =
+        std::env::var("ASSENT_PUBLIC_URL").ok().or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
     let data_dir = storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     Ok(Settings {
         data_dir: data_dir.clone(),
-        listen: listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        listen,
+        public_url,
         database_url: storage.database_url.clone().or(file.database_url),
         sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
         json_logs,

@@ -6,6 +6,7 @@ mod controller;
 mod decisions;
 mod health;
 mod ledger;
+mod links;
 mod subjects;
 
 use assent_store::Store;
@@ -41,6 +42,12 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/v1/ledger/proofs/inclusion", get(ledger::inclusion::<S>))
         .route("/v1/ledger/proofs/consistency", get(ledger::consistency::<S>))
         .route("/v1/ledger/entries", get(ledger::entries::<S>))
+        .route("/v1/subjects/{subject}/links", post(links::create::<S>))
+        .route("/p/{controller}", get(crate::pages::center::<S>))
+        .route("/p/{controller}/open", get(crate::pages::open::<S>))
+        .route("/p/{controller}/choice", post(crate::pages::choice::<S>))
+        .route("/p/{controller}/withdraw-all", post(crate::pages::withdraw_all::<S>))
+        .route("/.well-known/gpc.json", get(crate::pages::gpc_json))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

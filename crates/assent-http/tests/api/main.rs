@@ -13,4 +13,5 @@ mod bad_input;
 mod flows;
 mod helpers;
 mod ledger;
+mod pages;
 mod security;

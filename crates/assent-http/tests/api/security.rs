@@ -48,6 +48,7 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/v1/ledger/entries?start=0&end=2", Scope::Audit, None),
         e(Method::POST, "/v1/ledger/checkpoint", Scope::Audit, None),
         e(Method::GET, "/v1/subjects/cust-1/receipts/5", Scope::Read, None),
+        e(Method::POST, "/v1/subjects/cust-1/links", Scope::Collect, Some(json!({"ttl_seconds": 60}))),
         e(Method::DELETE, "/v1/subjects/cust-1", Scope::Admin, None),
     ]
 }

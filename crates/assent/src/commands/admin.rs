@@ -31,3 +31,12 @@ pub async fn create_key(settings: Settings, controller: &str, scopes: &[String])
     println!("{key}");
     Ok(())
 }
+
+pub async fn create_link(settings: Settings, controller: &str, subject: &str, ttl: Option<u64>) -> Result<(), String> {
+    let controller = assent_core::ControllerId::parse(controller)?;
+    let service = Assent::open_lazy(open_store(&settings)?, Arc::new(SystemClock), super::keyring(&settings));
+    let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
+    let link = service.create_link(&principal, subject, ttl, &settings.public_url).map_err(|e| describe(&e))?;
+    println!("{}", link.url);
+    Ok(())
+}

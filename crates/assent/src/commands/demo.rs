@@ -17,6 +17,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let report = service.apply_catalog(&file).await.map_err(|e| describe(&e))?;
     let controller = assent_core::ControllerId::parse(&file.controller.id)?;
     let key = service.create_api_key(&controller, vec![Scope::Admin]).await.map_err(|e| describe(&e))?;
+    service.set_public_url(Some(settings.public_url.clone()));
+    let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
+    let link =
+        service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;
     let listen = settings.listen.clone();
     serve::serve(service, &listen, move |addr| {
         let base = format!("http://{addr}");
@@ -24,6 +28,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         println!("Assent demo: {verb} controller `demo` (Pine Tree Broadband) in {}", settings.data_dir.display());
         println!();
         println!("Admin API key (shown once): {key}");
+        println!();
+        println!("Preference center for customer `demo-customer` (single use, 15 minutes):");
+        println!("  {}", link.url);
         println!();
         println!("Try:");
         println!("  export KEY={key}");

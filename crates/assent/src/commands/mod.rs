@@ -12,7 +12,7 @@ use std::sync::Arc;
 use assent_service::{Assent, ServiceError, SystemClock};
 use assent_store_sqlite::SqliteStore;
 
-use crate::cli::{CheckpointCommand, Command, ControllersCommand, KeysCommand, ReceiptCommand};
+use crate::cli::{CheckpointCommand, Command, ControllersCommand, KeysCommand, LinksCommand, ReceiptCommand};
 use crate::config::Settings;
 
 pub async fn run(command: Command) -> Result<(), String> {
@@ -27,6 +27,9 @@ pub async fn run(command: Command) -> Result<(), String> {
         }
         Command::Verify { storage } => verify::run(crate::config::resolve(&storage, None)?).await,
         Command::Receipt(ReceiptCommand::Verify { file, public_key }) => receipt::verify(&file, &public_key),
+        Command::Links(LinksCommand::Create { controller, subject, ttl_seconds, storage }) => {
+            admin::create_link(crate::config::resolve(&storage, None)?, &controller, &subject, ttl_seconds).await
+        }
         Command::Checkpoint(CheckpointCommand::Verify { file, public_key }) => {
             receipt::verify_checkpoint(&file, &public_key)
         }

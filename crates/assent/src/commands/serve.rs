@@ -20,6 +20,7 @@ pub fn init_logging(json: bool) {
 pub async fn run(settings: Settings) -> Result<(), String> {
     init_logging(settings.json_logs);
     let service = open_service(&settings).await?;
+    service.set_public_url(Some(settings.public_url.clone()));
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
 }
 

@@ -48,3 +48,17 @@ fn a_postgres_url_is_refused_clearly_until_that_backend_exists() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("PostgreSQL"));
 }
+
+#[test]
+fn links_create_prints_only_a_signed_link() {
+    let dir = tempfile::tempdir().unwrap();
+    controller_with_admin_key(dir.path(), "acme");
+    let o = assent(&["links", "create", "--controller", "acme", "--subject", "cust-1"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let url = stdout(&o);
+    assert_eq!(url.lines().count(), 1);
+    assert!(url.starts_with("http://127.0.0.1:8380/p/acme/open?token=v1."), "{url}");
+    let o = assent(&["links", "create", "--controller", "acme", "--subject", "cust\u{7}1"], dir.path());
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).lines().count(), 1);
+}

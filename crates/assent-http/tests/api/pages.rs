@@ -1,0 +1,214 @@
+//! The customer's side, over HTTP as a browser without JavaScript would use it: a signed link
+//! in, the preference center, one-click choices, "opt out of everything", languages and GPC.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A browser that does not follow redirects, so each step can be checked.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn link(app: &TestApp, subject: &str) -> String {
+    let r = app
+        .call(Method::POST, &format!("/v1/subjects/{subject}/links"), Some(&app.admin.clone()), Some(json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body["expires_at"].as_str().is_some());
+    r.body["url"].as_str().unwrap().to_owned()
+}
+
+/// Opens a link and returns the session cookie.
+async fn sign_in(app: &TestApp, subject: &str) -> String {
+    let r = browser().get(link(app, subject).await).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/p/acme", "the token is gone from the URL");
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && set_cookie.contains("Path=/p/acme")
+    );
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, cookie: &str, extra: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut req = browser().get(format!("{}/p/acme", app.base)).header("cookie", cookie);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_customer_opts_in_with_one_click_and_out_of_everything_with_one_click() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (status, html) = page(&app, &cookie, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<html lang=\"en\">") && html.contains("ads (en)") && html.contains("Only us."));
+    // Nothing is pre-selected: every choosable purpose offers a yes, none is on.
+    assert_eq!(html.matches("value=\"yes\"").count(), 3, "ads, sharing and short-lived are off");
+    assert!(
+        !html.contains("value=\"no\">") || html.matches("value=\"no\"").count() == 1,
+        "only the opt-out purpose is on"
+    );
+    let token = csrf(&html);
+
+    // One click to opt in.
+    let r = post(
+        &app,
+        &cookie,
+        "/p/acme/choice",
+        &[("csrf", &token), ("purpose", "ads"), ("version", "1"), ("choice", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.decision("cust-1", "ads").await, json!({"allowed": true, "reason": "granted"}));
+    let history = app.get("/v1/subjects/cust-1/history", &app.admin.clone()).await.body;
+    assert_eq!(history["events"][0]["method"], "web");
+    let (_, html) = page(&app, &cookie, &[]).await;
+    assert!(html.contains("You said yes"));
+
+    // One click to opt out of everything.
+    post(
+        &app,
+        &cookie,
+        "/p/acme/choice",
+        &[("csrf", &token), ("purpose", "sharing"), ("version", "1"), ("choice", "yes")],
+    )
+    .await;
+    let r = post(&app, &cookie, "/p/acme/withdraw-all", &[("csrf", &token)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    for purpose in ["ads", "sharing"] {
+        assert_eq!(app.decision("cust-1", purpose).await["reason"], "withdrawn");
+    }
+}
+
+#[tokio::test]
+async fn forms_from_elsewhere_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let before = app.written().await;
+    let r = post(
+        &app,
+        &cookie,
+        "/p/acme/choice",
+        &[("csrf", "forged"), ("purpose", "ads"), ("version", "1"), ("choice", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, html) = page(&app, &cookie, &[]).await;
+    let r = browser()
+        .post(format!("{}/p/acme/choice", app.base))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", csrf(&html).as_str()), ("purpose", "ads"), ("version", "1"), ("choice", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = browser().post(format!("{}/p/acme/withdraw-all", app.base)).form(&[("csrf", "x")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.written().await, before);
+}
+
+#[tokio::test]
+async fn expired_reused_tampered_and_foreign_links_get_a_friendly_page_and_no_access() {
+    let app = spawn_app().await;
+    let url = link(&app, "cust-1").await;
+    assert_eq!(browser().get(&url).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let reused = browser().get(&url).send().await.unwrap();
+    assert_eq!(reused.status(), StatusCode::GONE);
+    assert!(reused.headers().get("set-cookie").is_none());
+    assert!(reused.text().await.unwrap().contains("already used"));
+
+    let url = link(&app, "cust-1").await;
+    app.clock.advance_ms(15 * 60 * 1000);
+    let expired = browser().get(&url).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::GONE);
+    assert!(expired.text().await.unwrap().contains("expired"));
+
+    let url = link(&app, "cust-1").await;
+    let tampered = url.replace("token=v1.", "token=v1.x");
+    let r = browser().get(&tampered).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("does not work"));
+    let other_subject = url.replace(".Y3VzdC0x.", ".Y3VzdC0y."); // cust-1 -> cust-2, MAC unchanged
+    assert_eq!(browser().get(&other_subject).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // A link made for another controller opens nothing here.
+    let theirs =
+        app.call(Method::POST, "/v1/subjects/other-cust/links", Some(&app.other_admin.clone()), Some(json!({}))).await;
+    let foreign = theirs.body["url"].as_str().unwrap().replace("/p/other/", "/p/acme/");
+    assert_eq!(browser().get(&foreign).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // No session, or a forged one: the page asks for a link.
+    let (status, html) = page(&app, "assent_session=s1.Y3VzdC0x.99999999999999.forged", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("Please use your link"));
+}
+
+#[tokio::test]
+async fn the_pages_speak_spanish_from_the_browser_or_by_choice_and_remember_it() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (_, html) = page(&app, &cookie, &[("accept-language", "es-MX,es;q=0.9")]).await;
+    assert!(
+        html.contains("<html lang=\"es\">") && html.contains("Tus opciones de privacidad") && html.contains("ads (es)")
+    );
+    let r = browser().get(format!("{}/p/acme?lang=es", app.base)).header("cookie", &cookie).send().await.unwrap();
+    let remembered = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_eq!(remembered, "assent_lang=es");
+    let (_, html) = page(&app, &format!("{cookie}; {remembered}"), &[("accept-language", "en")]).await;
+    assert!(html.contains("Rechazar todo"));
+}
+
+#[tokio::test]
+async fn a_browser_privacy_signal_is_applied_once_and_said_plainly() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (_, html) = page(&app, &[cookie.as_str()].concat(), &[("sec-gpc", "1")]).await;
+    assert!(html.contains("Global Privacy Control"));
+    let history = app.get("/v1/subjects/cust-1/history", &app.admin.clone()).await.body;
+    let events: Vec<(Value, Value)> =
+        history["events"].as_array().unwrap().iter().map(|e| (e["purpose"].clone(), e["method"].clone())).collect();
+    assert_eq!(events, vec![(json!("ads"), json!("gpc")), (json!("sharing"), json!("gpc"))]);
+    page(&app, &cookie, &[("sec-gpc", "1")]).await;
+    let again = app.get("/v1/subjects/cust-1/history", &app.admin.clone()).await.body;
+    assert_eq!(again["events"].as_array().unwrap().len(), 2, "recorded once, not on every view");
+    let r = app.call(Method::GET, "/.well-known/gpc.json", None, None).await;
+    assert_eq!(r.body["gpc"], true);
+}
+
+#[tokio::test]
+async fn links_are_made_only_for_valid_requests() {
+    let app = spawn_app().await;
+    let key = app.admin.clone();
+    let r = app.call(Method::POST, "/v1/subjects/cust-1/links", Some(&key), Some(json!({"ttl_seconds": 0}))).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.call(Method::POST, "/v1/subjects/cust%0A1/links", Some(&key), None).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.call(Method::POST, "/v1/subjects/cust-1/links", Some(&key), Some(json!({"ttl": 5}))).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    let read_only = app.key(&[assent_store::Scope::Read]).await;
+    let r = app.call(Method::POST, "/v1/subjects/cust-1/links", Some(&read_only), None).await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+}

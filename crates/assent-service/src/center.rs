@@ -1,0 +1,174 @@
+//! What the customer's own pages show and do. The pages call these, and these call the same
+//! recording functions as the JSON API, so there is one path for every state change.
+
+use assent_core::catalog::NoticeText;
+use assent_core::decision::decide;
+use assent_core::{ConsentModel, Language, Status, SubjectId, Timestamp};
+use assent_store::Store;
+
+use crate::consents::{ConsentInput, WithdrawAllInput, WithdrawAllOut};
+use crate::links::Session;
+use crate::memory::read;
+use crate::{Assent, ServiceError, ServiceResult};
+
+/// One purpose as the customer sees it, in their language.
+#[derive(Debug, Clone)]
+pub struct PurposeCard {
+    pub id: String,
+    pub model: ConsentModel,
+    pub text: NoticeText,
+    pub data: Vec<String>,
+    pub status: Status,
+    pub allowed: bool,
+    pub since: Option<Timestamp>,
+    pub current_version: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct CenterView {
+    pub controller_name: String,
+    pub cards: Vec<PurposeCard>,
+}
+
+/// Evidence a page records with each choice: where, in which language, and from what browser.
+#[derive(Debug, Clone, Default)]
+pub struct PageEvidence {
+    pub collection_point: String,
+    pub user_agent: Option<String>,
+    /// Already truncated (/24 for IPv4, /48 for IPv6) by the caller.
+    pub ip_prefix: Option<String>,
+}
+
+impl PageEvidence {
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::Map::new();
+        v.insert("collection_point".into(), self.collection_point.clone().into());
+        if let Some(ua) = &self.user_agent {
+            v.insert("user_agent".into(), ua.chars().take(256).collect::<String>().into());
+        }
+        if let Some(ip) = &self.ip_prefix {
+            v.insert("ip_prefix".into(), ip.clone().into());
+        }
+        serde_json::Value::Object(v)
+    }
+}
+
+fn pick_text(texts: &std::collections::BTreeMap<Language, NoticeText>, lang: &str) -> NoticeText {
+    texts
+        .iter()
+        .find(|(l, _)| l.as_str() == lang)
+        .or_else(|| texts.iter().find(|(l, _)| l.as_str() == "en"))
+        .or_else(|| texts.iter().next())
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default()
+}
+
+impl<S: Store> Assent<S> {
+    /// The preference center for the session's customer: every purpose with a published notice,
+    /// asked or not, with its current standing.
+    pub async fn center(&self, session: &Session, lang: &str) -> ServiceResult<CenterView> {
+        let handle = self.controller(&session.controller).await?;
+        let catalog = handle.catalog();
+        let now = self.now();
+        let subjects = read(&handle.subjects);
+        let entry = subjects.by_id.get(&session.subject);
+        let mut cards = Vec::new();
+        for view in catalog.purposes.values() {
+            let Some(current) = view.current_version() else { continue };
+            let terms = view.terms();
+            let state = entry.and_then(|e| e.state(&view.purpose.id));
+            let decision = decide(Some(&terms), state, now);
+            let data = current
+                .data_categories
+                .iter()
+                .map(|c| {
+                    catalog
+                        .data_categories
+                        .get(c)
+                        .and_then(|d| {
+                            d.names.iter().find(|(l, _)| l.as_str() == lang).or_else(|| d.names.iter().next())
+                        })
+                        .map_or_else(|| c.to_string(), |(_, name)| name.clone())
+                })
+                .collect();
+            cards.push(PurposeCard {
+                id: view.purpose.id.to_string(),
+                model: view.purpose.model,
+                text: pick_text(&current.content.texts, lang),
+                data,
+                status: decision.status,
+                allowed: decision.allowed,
+                since: state.map(|s| s.since),
+                current_version: current.version,
+            });
+        }
+        // Things that need an answer first, the service itself last.
+        cards.sort_by_key(|c| (c.model == ConsentModel::Necessary, c.id.clone()));
+        let controller_name = read(&handle.info).name.clone();
+        Ok(CenterView { controller_name, cards })
+    }
+
+    /// Records a yes or a no the customer gave on a page, against the notice version shown.
+    pub async fn page_choice(
+        &self,
+        session: &Session,
+        purpose: &str,
+        grant: bool,
+        version: Option<u32>,
+        lang: &str,
+        evidence: &PageEvidence,
+    ) -> ServiceResult<()> {
+        let principal = self.system_principal(&session.controller).await?;
+        let input = ConsentInput {
+            subject: session.subject.as_str().to_owned(),
+            purpose: purpose.to_owned(),
+            version,
+            action: if grant { "grant" } else { "withdraw" }.to_owned(),
+            method: Some("web".into()),
+            evidence: Some(evidence.to_json()),
+            jurisdiction: None,
+            language: Language::parse(lang).ok().map(|l| l.to_string()),
+        };
+        self.record_consent(&principal, input, None).await.map(|_| ())
+    }
+
+    /// "Opt out of everything", from a page.
+    pub async fn page_withdraw_all(
+        &self,
+        session: &Session,
+        gpc: bool,
+        lang: &str,
+        evidence: &PageEvidence,
+    ) -> ServiceResult<WithdrawAllOut> {
+        let principal = self.system_principal(&session.controller).await?;
+        let input = WithdrawAllInput {
+            method: Some("web".into()),
+            evidence: Some(evidence.to_json()),
+            jurisdiction: None,
+            language: Language::parse(lang).ok().map(|l| l.to_string()),
+        };
+        self.withdraw_all(&principal, session.subject.as_str(), input, gpc, None).await
+    }
+
+    /// Applies a browser's `Sec-GPC: 1` for the session's customer (recorded once).
+    pub async fn page_gpc(
+        &self,
+        session: &Session,
+        lang: &str,
+        evidence: &PageEvidence,
+    ) -> ServiceResult<WithdrawAllOut> {
+        let principal = self.system_principal(&session.controller).await?;
+        let input = WithdrawAllInput {
+            method: Some("gpc".into()),
+            evidence: Some(evidence.to_json()),
+            jurisdiction: None,
+            language: Language::parse(lang).ok().map(|l| l.to_string()),
+        };
+        self.apply_gpc(&principal, session.subject.as_str(), input).await
+    }
+
+    /// Validates a subject id for a page route.
+    pub fn page_subject(subject: &str) -> ServiceResult<SubjectId> {
+        SubjectId::parse(subject).map_err(|e| ServiceError::invalid("subject", e))
+    }
+}
