@@ -13,6 +13,7 @@ pub struct ControllerPatch {
     pub name: Option<String>,
     pub languages: Option<Vec<String>>,
     pub profiles: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The controller as the API shows it.
@@ -22,6 +23,7 @@ pub struct ControllerView {
     pub name: String,
     pub languages: Vec<String>,
     pub profiles: Vec<String>,
+    pub allowed_origins: Vec<String>,
 }
 
 impl From<&Controller> for ControllerView {
@@ -31,6 +33,7 @@ impl From<&Controller> for ControllerView {
             name: c.name.clone(),
             languages: c.languages.iter().map(ToString::to_string).collect(),
             profiles: c.profiles.clone(),
+            allowed_origins: c.allowed_origins.clone(),
         }
     }
 }
@@ -63,6 +66,27 @@ fn parse_profiles(raw: &[String], errors: &mut ValidationErrors) -> Vec<String> 
     out
 }
 
+/// An origin is a scheme, a host and an optional port: `https://shop.example:8443`.
+pub fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else { return false };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+fn parse_origins(raw: &[String], errors: &mut ValidationErrors) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, o) in raw.iter().enumerate() {
+        if !is_origin(o) {
+            errors.push(
+                format!("allowed_origins[{i}]"),
+                format!("`{o}` must be an origin such as `https://shop.example`"),
+            );
+        } else if !out.contains(o) {
+            out.push(o.clone());
+        }
+    }
+    out
+}
+
 fn check_name(name: &str, errors: &mut ValidationErrors) {
     if name.trim().is_empty() {
         errors.push("name", "must not be empty");
@@ -90,8 +114,14 @@ impl<S: Store> Assent<S> {
             return Err(errors.into());
         };
         errors.into_result(())?;
-        let controller =
-            Controller { id: id.clone(), name: name.trim().to_owned(), languages, profiles, created_at: self.now() };
+        let controller = Controller {
+            id: id.clone(),
+            name: name.trim().to_owned(),
+            languages,
+            profiles,
+            allowed_origins: Vec::new(),
+            created_at: self.now(),
+        };
         self.store.create_controller(controller.clone()).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => ServiceError::Conflict(format!("controller `{id}` already exists")),
             other => other.into(),
@@ -126,6 +156,9 @@ impl<S: Store> Assent<S> {
         }
         if let Some(profiles) = &patch.profiles {
             updated.profiles = parse_profiles(profiles, &mut errors);
+        }
+        if let Some(origins) = &patch.allowed_origins {
+            updated.allowed_origins = parse_origins(origins, &mut errors);
         }
         errors.into_result(())?;
         self.store.update_controller(updated.clone()).await?;

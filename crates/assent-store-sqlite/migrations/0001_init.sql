@@ -6,6 +6,7 @@ CREATE TABLE controllers (
     name        TEXT NOT NULL,
     languages   TEXT NOT NULL,   -- JSON array
     profiles    TEXT NOT NULL,   -- JSON array
+    origins     TEXT NOT NULL DEFAULT '[]', -- JSON array: origins allowed to embed the prompt
     created_at  INTEGER NOT NULL -- unix ms
 );
 

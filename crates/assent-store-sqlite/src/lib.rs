@@ -167,17 +167,20 @@ pub(crate) fn read_node(conn: &Connection, controller: &ControllerId, level: u8,
     codec::hash32(nodes.get(at..at + 32).ok_or_else(missing)?, "tree node")
 }
 
-fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+type ControllerRow = (String, String, String, String, i64, String);
+
+fn read_controller(row: &rusqlite::Row<'_>) -> rusqlite::Result<ControllerRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-fn controller_from_row(raw: (String, String, String, String, i64)) -> StoreResult<Controller> {
-    let (id, name, languages, profiles, created_at) = raw;
+fn controller_from_row(raw: ControllerRow) -> StoreResult<Controller> {
+    let (id, name, languages, profiles, created_at, origins) = raw;
     Ok(Controller {
         id: ControllerId::parse(&id).map_err(StoreError::Corrupt)?,
         name,
         languages: from_json(&languages)?,
         profiles: from_json(&profiles)?,
+        allowed_origins: from_json(&origins)?,
         created_at: assent_core::Timestamp::from_unix_millis(created_at),
     })
 }
@@ -243,13 +246,14 @@ impl Store for SqliteStore {
     async fn update_controller(&self, controller: Controller) -> StoreResult<()> {
         let languages = to_json(&controller.languages)?;
         let profiles = to_json(&controller.profiles)?;
+        let origins = to_json(&controller.allowed_origins)?;
         self.inner
             .writer
             .submit(move |conn, _| {
                 let updated = conn
                     .execute(
-                        "UPDATE controllers SET name = ?2, languages = ?3, profiles = ?4 WHERE id = ?1",
-                        params![controller.id.as_str(), controller.name, languages, profiles],
+                        "UPDATE controllers SET name = ?2, languages = ?3, profiles = ?4, origins = ?5 WHERE id = ?1",
+                        params![controller.id.as_str(), controller.name, languages, profiles, origins],
                     )
                     .map_err(backend)?;
                 if updated == 0 {
@@ -262,11 +266,13 @@ impl Store for SqliteStore {
 
     async fn controller(&self, id: ControllerId) -> StoreResult<Option<Controller>> {
         self.read(move |conn| {
-            conn.prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
-                .map_err(backend)?
-                .map(controller_from_row)
-                .transpose()
+            conn.prepare_cached(
+                "SELECT id, name, languages, profiles, created_at, origins FROM controllers WHERE id = ?1",
+            )
+            .and_then(|mut s| s.query_row([id.as_str()], read_controller).optional())
+            .map_err(backend)?
+            .map(controller_from_row)
+            .transpose()
         })
         .await
     }
@@ -274,7 +280,9 @@ impl Store for SqliteStore {
     async fn list_controllers(&self) -> StoreResult<Vec<Controller>> {
         self.read(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT id, name, languages, profiles, created_at FROM controllers ORDER BY id")
+                .prepare_cached(
+                    "SELECT id, name, languages, profiles, created_at, origins FROM controllers ORDER BY id",
+                )
                 .map_err(backend)?;
             let rows = stmt.query_map([], read_controller).map_err(backend)?;
             rows.map(|r| r.map_err(backend).and_then(controller_from_row)).collect()

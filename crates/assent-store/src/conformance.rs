@@ -29,6 +29,7 @@ fn controller(id: &str) -> Controller {
         name: format!("Controller {id}"),
         languages: vec![Language::parse("en").expect("lang"), Language::parse("es").expect("lang")],
         profiles: vec!["us-me-isp".into()],
+        allowed_origins: vec!["https://shop.example".into()],
         created_at: Timestamp::from_unix_millis(1_000),
     }
 }

@@ -16,6 +16,10 @@ pub struct Controller {
     pub name: String,
     pub languages: Vec<Language>,
     pub profiles: Vec<String>,
+    /// Origins (`https://shop.example`) whose pages may embed the consent prompt and receive
+    /// the customer back after it.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     pub created_at: Timestamp,
 }
 

@@ -244,9 +244,18 @@ async fn controller_settings_are_validated() {
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_fields(&r), ["languages", "profiles[0]"]);
+    let r = app
+        .call(
+            Method::PATCH,
+            "/v1/controller",
+            Some(&key),
+            Some(json!({"allowed_origins": ["https://shop.example/path", "javascript:alert(1)"]})),
+        )
+        .await;
+    assert_eq!(error_fields(&r), ["allowed_origins[0]", "allowed_origins[1]"]);
     let r = app.ok(Method::PATCH, "/v1/controller", &key, json!({"profiles": ["us-me-isp", "us-ca-cpra"]})).await;
     assert_eq!(
         r,
-        json!({"id": "acme", "name": "Acme Broadband", "languages": ["en", "es"], "profiles": ["us-me-isp", "us-ca-cpra"]})
+        json!({"id": "acme", "name": "Acme Broadband", "languages": ["en", "es"], "profiles": ["us-me-isp", "us-ca-cpra"], "allowed_origins": []})
     );
 }

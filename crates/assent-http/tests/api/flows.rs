@@ -248,6 +248,20 @@ async fn health_readiness_and_the_api_description_are_served() {
         ("get", "/v1/subjects/{subject}/history"),
         ("get", "/v1/decisions"),
         ("post", "/v1/decisions"),
+        ("get", "/v1/ledger/checkpoint"),
+        ("post", "/v1/ledger/checkpoint"),
+        ("get", "/v1/ledger/public-key"),
+        ("get", "/v1/ledger/proofs/inclusion"),
+        ("get", "/v1/ledger/proofs/consistency"),
+        ("get", "/v1/ledger/entries"),
+        ("get", "/v1/subjects/{subject}/receipts/{seq}"),
+        ("delete", "/v1/subjects/{subject}"),
+        ("post", "/v1/subjects/{subject}/links"),
+        ("get", "/p/{controller}"),
+        ("get", "/p/{controller}/open"),
+        ("post", "/p/{controller}/choice"),
+        ("post", "/p/{controller}/withdraw-all"),
+        ("get", "/.well-known/gpc.json"),
     ];
     for (method, path) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in openapi.json");
