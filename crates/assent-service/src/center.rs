@@ -172,3 +172,93 @@ impl<S: Store> Assent<S> {
         SubjectId::parse(subject).map_err(|e| ServiceError::invalid("subject", e))
     }
 }
+
+/// One line of the customer's history.
+#[derive(Debug, Clone)]
+pub struct HistoryLine {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub purpose: String,
+    pub action: assent_core::Action,
+    pub method: assent_core::event::Method,
+}
+
+/// What the consent prompt shows for one purpose.
+#[derive(Debug, Clone)]
+pub struct PromptView {
+    pub text: NoticeText,
+    pub data: Vec<String>,
+    pub version: u32,
+    pub hash: String,
+    pub model: ConsentModel,
+}
+
+impl<S: Store> Assent<S> {
+    /// The customer's events, oldest first, with each purpose's title in their language.
+    pub async fn page_history(&self, session: &Session, lang: &str) -> ServiceResult<Vec<HistoryLine>> {
+        let principal = self.system_principal(&session.controller).await?;
+        let items = match self.history(&principal, session.subject.as_str()).await {
+            Ok(items) => items,
+            Err(ServiceError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let catalog = principal.controller.catalog();
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let title = catalog
+                    .purposes
+                    .get(&item.purpose)
+                    .and_then(|v| v.current_version())
+                    .map_or_else(|| item.purpose.to_string(), |v| pick_text(&v.content.texts, lang).title);
+                HistoryLine {
+                    seq: item.seq,
+                    at: item.recorded_at,
+                    purpose: title,
+                    action: item.action,
+                    method: item.method,
+                }
+            })
+            .collect())
+    }
+
+    /// The current notice of one purpose, for the consent prompt; `None` if there is none to ask.
+    pub async fn prompt_view(&self, session: &Session, purpose: &str, lang: &str) -> ServiceResult<Option<PromptView>> {
+        let handle = self.controller(&session.controller).await?;
+        let catalog = handle.catalog();
+        let Some(view) = assent_core::PurposeId::parse(purpose).ok().and_then(|id| catalog.purposes.get(&id).cloned())
+        else {
+            return Ok(None);
+        };
+        let Some(current) = view.current_version() else { return Ok(None) };
+        if view.purpose.model == ConsentModel::Necessary {
+            return Ok(None);
+        }
+        let data = current
+            .data_categories
+            .iter()
+            .map(|c| {
+                catalog
+                    .data_categories
+                    .get(c)
+                    .and_then(|d| d.names.iter().find(|(l, _)| l.as_str() == lang).or_else(|| d.names.iter().next()))
+                    .map_or_else(|| c.to_string(), |(_, name)| name.clone())
+            })
+            .collect();
+        Ok(Some(PromptView {
+            text: pick_text(&current.content.texts, lang),
+            data,
+            version: current.version,
+            hash: current.hash.to_string(),
+            model: view.purpose.model,
+        }))
+    }
+
+    /// The controller's allowed embedding origins.
+    pub async fn allowed_origins(&self, controller: &assent_core::ControllerId) -> Vec<String> {
+        match self.controller(controller).await {
+            Ok(handle) => read(&handle.info).allowed_origins.clone(),
+            Err(_) => Vec::new(),
+        }
+    }
+}

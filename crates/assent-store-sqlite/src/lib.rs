@@ -217,12 +217,13 @@ impl Store for SqliteStore {
     async fn create_controller(&self, controller: Controller) -> StoreResult<()> {
         let languages = to_json(&controller.languages)?;
         let profiles = to_json(&controller.profiles)?;
+        let origins = to_json(&controller.allowed_origins)?;
         self.inner
             .writer
             .submit(move |conn, _| {
                 let inserted = conn
                     .prepare_cached(
-                        "INSERT INTO controllers (id, name, languages, profiles, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                        "INSERT INTO controllers (id, name, languages, profiles, created_at, origins) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT (id) DO NOTHING",
                     )
                     .and_then(|mut s| {
@@ -231,7 +232,8 @@ impl Store for SqliteStore {
                             controller.name,
                             languages,
                             profiles,
-                            controller.created_at.unix_millis()
+                            controller.created_at.unix_millis(),
+                            origins
                         ])
                     })
                     .map_err(backend)?;

@@ -243,7 +243,7 @@ pub(crate) async fn center<S: Store>(
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    with_frame_policy(response, "'none'")
 }
 
 #[derive(serde::Deserialize)]
@@ -326,4 +326,221 @@ pub(crate) async fn withdraw_all<S: Store>(
 /// `/.well-known/gpc.json`: this site honours Global Privacy Control.
 pub(crate) async fn gpc_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], r#"{"gpc": true, "lastUpdate": "2026-11-29"}"#)
+}
+
+struct HistoryItemView {
+    seq: u64,
+    at: String,
+    at_iso: String,
+    action: String,
+    purpose: String,
+    method: String,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    lang: &'static str,
+    title: String,
+    t: Tr,
+    controller: String,
+    items: Vec<HistoryItemView>,
+}
+
+/// Every event of the customer, in words, with a receipt to download for each.
+pub(crate) async fn history<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(controller): Path<String>,
+    Query(q): Query<CenterQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&headers, q.lang.as_deref());
+    let Some((session, _)) = session_of(&state, &controller, &headers) else {
+        return message(lang, "no_session", StatusCode::UNAUTHORIZED);
+    };
+    let t = Tr::new(lang);
+    let Ok(lines) = state.page_history(&session, lang).await else {
+        return message(lang, "no_session", StatusCode::NOT_FOUND);
+    };
+    let items = lines
+        .into_iter()
+        .map(|l| {
+            let iso = l.at.to_string();
+            HistoryItemView {
+                seq: l.seq,
+                at: format!("{} {} UTC", iso.get(..10).unwrap_or_default(), iso.get(11..16).unwrap_or_default()),
+                at_iso: iso,
+                action: t.get(&format!("action_{}", l.action.as_str())),
+                purpose: l.purpose,
+                method: t.get(&format!("method_{}", l.method.as_str())),
+            }
+        })
+        .collect();
+    let page = HistoryPage { lang, title: t.get("history_title"), t, controller, items };
+    with_frame_policy(render(&page, StatusCode::OK), "'none'")
+}
+
+/// A receipt, as a file the customer keeps.
+pub(crate) async fn receipt<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((controller, seq)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&headers, None);
+    let Some((session, _)) = session_of(&state, &controller, &headers) else {
+        return message(lang, "no_session", StatusCode::UNAUTHORIZED);
+    };
+    let Ok(principal) = state.system_principal(&session.controller).await else {
+        return message(lang, "no_session", StatusCode::NOT_FOUND);
+    };
+    match state.receipt(&principal, session.subject.as_str(), seq).await {
+        Ok(receipt) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&format!("attachment; filename=\"receipt-{seq}.json\""))
+                        .unwrap_or(HeaderValue::from_static("attachment")),
+                ),
+            ],
+            serde_json::json!({ "receipt": receipt }).to_string(),
+        )
+            .into_response(),
+        Err(_) => message(lang, "no_session", StatusCode::NOT_FOUND),
+    }
+}
+
+/// Pages may only be framed by the controller's own sites (the prompt) or not at all.
+fn with_frame_policy(mut response: Response, ancestors: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("frame-ancestors {ancestors}")) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+#[derive(Template)]
+#[template(path = "prompt.html")]
+struct PromptPage {
+    lang: &'static str,
+    title: String,
+    t: Tr,
+    controller: String,
+    purpose: String,
+    text: assent_core::catalog::NoticeText,
+    data: String,
+    version: u32,
+    hash: String,
+    session: String,
+    csrf: String,
+    return_to: String,
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct AskQuery {
+    token: Option<String>,
+    return_to: Option<String>,
+    lang: Option<String>,
+}
+
+/// Where the customer may be sent back to: this controller's pages, or one of its origins.
+fn allowed_return(return_to: &str, controller: &str, origins: &[String]) -> bool {
+    if return_to.starts_with(&format!("/p/{controller}")) && !return_to.contains("//") {
+        return true;
+    }
+    origins
+        .iter()
+        .any(|o| return_to == o || return_to.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// The consent prompt at the point of collection: one purpose, a yes and a no of equal weight.
+/// It works inside the controller's own pages (an iframe) without cookies: a signed link opens
+/// it, and its form carries the session.
+pub(crate) async fn ask<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((controller, purpose)): Path<(String, String)>,
+    Query(q): Query<AskQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&headers, q.lang.as_deref());
+    let opened = match q.token.as_deref() {
+        Some(token) => match state.open_link(&controller, token).await {
+            Ok(pair) => Some(pair),
+            Err(LinkError::Expired) => return message(lang, "link_expired", StatusCode::GONE),
+            Err(LinkError::Used) => return message(lang, "link_used", StatusCode::GONE),
+            Err(LinkError::Invalid) => return message(lang, "link_invalid", StatusCode::FORBIDDEN),
+        },
+        None => session_of(&state, &controller, &headers),
+    };
+    let Some((session, session_value)) = opened else { return message(lang, "no_session", StatusCode::UNAUTHORIZED) };
+    let origins = state.allowed_origins(&session.controller).await;
+    let return_to = q.return_to.filter(|r| allowed_return(r, &controller, &origins)).unwrap_or_default();
+    let Ok(Some(view)) = state.prompt_view(&session, &purpose, lang).await else {
+        return message(lang, "link_invalid", StatusCode::NOT_FOUND);
+    };
+    let t = Tr::new(lang);
+    let csrf = state.csrf_token(&session.controller, &session_value).unwrap_or_default();
+    let page = PromptPage {
+        lang,
+        title: view.text.title.clone(),
+        t,
+        controller,
+        purpose,
+        text: view.text,
+        data: view.data.join(", "),
+        version: view.version,
+        hash: view.hash,
+        session: session_value,
+        csrf,
+        return_to,
+    };
+    let ancestors = std::iter::once("'self'".to_owned()).chain(origins).collect::<Vec<_>>().join(" ");
+    with_frame_policy(render(&page, StatusCode::OK), &ancestors)
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct AskForm {
+    session: String,
+    csrf: String,
+    version: u32,
+    hash: String,
+    choice: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+pub(crate) async fn answer<S: Store>(
+    State(state): State<AppState<S>>,
+    Path((controller, purpose)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<AskForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let Some(id) = ControllerId::parse(&controller).ok() else {
+        return message(lang, "link_invalid", StatusCode::NOT_FOUND);
+    };
+    let Some(session) = state.session(&id, &form.session) else {
+        return message(lang, "no_session", StatusCode::UNAUTHORIZED);
+    };
+    let expected = state.csrf_token(&id, &form.session).unwrap_or_default();
+    if expected.is_empty() || !assent_core::crypto::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return message(lang, "forbidden", StatusCode::FORBIDDEN);
+    }
+    // The answer counts only for the exact text the customer read.
+    match state.prompt_view(&session, &purpose, lang).await {
+        Ok(Some(view)) if view.version == form.version && view.hash == form.hash => {}
+        Ok(Some(_)) => return message(lang, "notice_changed", StatusCode::CONFLICT),
+        _ => return message(lang, "link_invalid", StatusCode::NOT_FOUND),
+    }
+    let mut evidence = evidence(&headers, "prompt");
+    evidence.collection_point = format!("prompt {}", form.hash);
+    let grant = form.choice == "yes";
+    if let Err(e) = state.page_choice(&session, &purpose, grant, Some(form.version), lang, &evidence).await {
+        tracing::warn!(error = %e, "a prompt answer was refused");
+        return message(lang, "forbidden", StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let origins = state.allowed_origins(&id).await;
+    if !form.return_to.is_empty() && allowed_return(&form.return_to, &controller, &origins) {
+        return Redirect::to(&form.return_to).into_response();
+    }
+    message(lang, "thanks", StatusCode::OK)
 }

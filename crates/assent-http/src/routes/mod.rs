@@ -47,6 +47,9 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/p/{controller}/open", get(crate::pages::open::<S>))
         .route("/p/{controller}/choice", post(crate::pages::choice::<S>))
         .route("/p/{controller}/withdraw-all", post(crate::pages::withdraw_all::<S>))
+        .route("/p/{controller}/history", get(crate::pages::history::<S>))
+        .route("/p/{controller}/receipts/{seq}", get(crate::pages::receipt::<S>))
+        .route("/p/{controller}/ask/{purpose}", get(crate::pages::ask::<S>).post(crate::pages::answer::<S>))
         .route("/.well-known/gpc.json", get(crate::pages::gpc_json))
 }
 

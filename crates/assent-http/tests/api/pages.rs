@@ -212,3 +212,95 @@ async fn links_are_made_only_for_valid_requests() {
     let r = app.call(Method::POST, "/v1/subjects/cust-1/links", Some(&read_only), None).await;
     assert_problem(&r, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_history_lists_every_choice_in_words_with_a_receipt_to_keep() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (_, html) = page(&app, &cookie, &[]).await;
+    let token = csrf(&html);
+    post(&app, &cookie, "/p/acme/choice", &[("csrf", &token), ("purpose", "ads"), ("version", "1"), ("choice", "yes")])
+        .await;
+    post(&app, &cookie, "/p/acme/choice", &[("csrf", &token), ("purpose", "ads"), ("version", "1"), ("choice", "no")])
+        .await;
+    let r = browser().get(format!("{}/p/acme/history", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.headers()["content-security-policy"], "frame-ancestors 'none'");
+    let html = r.text().await.unwrap();
+    let yes = html.find("You said yes to <strong>ads (en)</strong> on our pages").expect("the grant, in words");
+    let no = html.find("You said no to <strong>ads (en)</strong> on our pages").expect("the withdrawal, in words");
+    assert!(yes < no, "oldest first");
+    let seq = html.split("/p/acme/receipts/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let r =
+        browser().get(format!("{}/p/acme/receipts/{seq}", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["receipt"].as_str().unwrap().split('.').count(), 3);
+    // Someone else's receipt is not theirs to download.
+    let other = app.ok(Method::POST, "/v1/consents", &app.admin.clone(), grant("cust-2", "ads", 1)).await["seq"]
+        .as_u64()
+        .unwrap();
+    let r =
+        browser().get(format!("{}/p/acme/receipts/{other}", app.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// The prompt works inside the controller's own page, where no cookie reaches us: the link
+/// opens it and its form carries the session.
+#[tokio::test]
+async fn the_prompt_offers_yes_and_no_as_equals_and_records_the_text_shown() {
+    let app = spawn_app().await;
+    app.ok(Method::PATCH, "/v1/controller", &app.admin.clone(), json!({"allowed_origins": ["https://shop.example"]}))
+        .await;
+    let url = link(&app, "cust-1").await.replace("/open?", "/ask/ads?");
+    let r = browser().get(format!("{url}&return_to=https://shop.example/thanks")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-security-policy"], "frame-ancestors 'self' https://shop.example");
+    let html = r.text().await.unwrap();
+    let yes =
+        html.find(r#"<button type="submit" name="choice" value="yes">Yes, opt in</button>"#).expect("a yes button");
+    let no = html
+        .find(r#"<button type="submit" name="choice" value="no">No thanks</button>"#)
+        .expect("a no button, styled the same");
+    assert!(no > yes && html[yes..no].lines().count() <= 2, "side by side, in one form");
+    let field = |name: &str| {
+        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + format!("name=\"{name}\" value=\"").len();
+        html[at..].split('"').next().unwrap().to_owned()
+    };
+    let form = |choice: &'static str, hash: String| {
+        vec![
+            ("session", field("session")),
+            ("csrf", field("csrf")),
+            ("version", field("version")),
+            ("hash", hash),
+            ("return_to", field("return_to")),
+            ("choice", choice.to_owned()),
+        ]
+    };
+    // Without a cookie, straight from the form.
+    let r =
+        browser().post(format!("{}/p/acme/ask/ads", app.base)).form(&form("no", field("hash"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "https://shop.example/thanks");
+    assert_eq!(app.decision("cust-1", "ads").await["reason"], "withdrawn");
+    let history = app.get("/v1/subjects/cust-1/history", &app.admin.clone()).await.body;
+    assert_eq!(history["events"][0]["notice_hash"].as_str().unwrap(), field("hash"));
+    assert_eq!(history["events"][0]["method"], "web");
+
+    // An answer to a text that has since changed is not recorded.
+    let before = app.written().await;
+    let r = browser()
+        .post(format!("{}/p/acme/ask/ads", app.base))
+        .form(&form("yes", "sha256:00".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(app.written().await, before);
+
+    // Returning anywhere but the allow-list is not offered.
+    let url = link(&app, "cust-3").await.replace("/open?", "/ask/ads?");
+    let html =
+        browser().get(format!("{url}&return_to=https://evil.example/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"name="return_to" value="""#));
+}
