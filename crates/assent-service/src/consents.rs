@@ -361,7 +361,10 @@ impl<S: Store> Assent<S> {
                 }
                 let last = entry.and_then(|e| e.state(&view.purpose.id)).map(|s| s.action);
                 let gpc_purpose = view.purpose.sale_or_sharing || view.purpose.targeted_advertising;
-                let method = if everything && last == Some(Action::Grant) {
+                // "Everything" means every grant, and an objection to every opt-out purpose.
+                let objectable = last == Some(Action::Grant)
+                    || (view.purpose.model == ConsentModel::OptOut && last != Some(Action::Withdraw));
+                let method = if everything && objectable {
                     common.method
                 } else if gpc && gpc_purpose && last != Some(Action::Withdraw) {
                     Method::Gpc

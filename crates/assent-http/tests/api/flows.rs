@@ -99,8 +99,9 @@ async fn withdraw_all_takes_back_every_grant_in_one_call() {
         app.ok(Method::POST, "/v1/consents", &key, grant("cust-1", p, 1)).await;
     }
     let r = app.ok(Method::POST, "/v1/subjects/cust-1/withdraw-all", &key, json!({"method": "web"})).await;
-    assert_eq!(r, json!({"withdrawn": ["ads", "sharing", "short-lived"]}));
-    for p in ["ads", "sharing", "short-lived"] {
+    // Every grant, and an objection to the opt-out purpose: everything optional stops.
+    assert_eq!(r, json!({"withdrawn": ["ads", "analytics", "sharing", "short-lived"]}));
+    for p in ["ads", "analytics", "sharing", "short-lived"] {
         assert_eq!(app.decision("cust-1", p).await["reason"], "withdrawn");
     }
     // Nothing left to withdraw: nothing is recorded.
@@ -119,7 +120,7 @@ async fn global_privacy_control_opts_out_of_sale_and_targeted_ads() {
         .raw(Method::POST, "/v1/subjects/cust-1/withdraw-all", Some(&key), b"{}".to_vec(), &[("sec-gpc", "1")])
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, json!({"withdrawn": ["ads", "sharing", "short-lived"]}));
+    assert_eq!(r.body, json!({"withdrawn": ["ads", "analytics", "sharing", "short-lived"]}));
     let history = app.get("/v1/subjects/cust-1/history", &key).await.body;
     let methods: Vec<_> =
         history["events"].as_array().unwrap().iter().map(|e| (e["purpose"].clone(), e["method"].clone())).collect();
@@ -131,11 +132,14 @@ async fn global_privacy_control_opts_out_of_sale_and_targeted_ads() {
         .raw(Method::POST, "/v1/subjects/cust-1/withdraw-all", Some(&key), b"{}".to_vec(), &[("sec-gpc", "1")])
         .await;
     assert_eq!(r.body, json!({"withdrawn": []}));
-    // Only the exact value `1` is the signal.
+    // Only the exact value `1` is the signal: anything else is a plain opt-out of everything,
+    // which for a new customer objects to the opt-out purpose and nothing more.
     let r = app
         .raw(Method::POST, "/v1/subjects/cust-2/withdraw-all", Some(&key), b"{}".to_vec(), &[("sec-gpc", "true")])
         .await;
-    assert_eq!(r.body, json!({"withdrawn": []}));
+    assert_eq!(r.body, json!({"withdrawn": ["analytics"]}));
+    let history = app.get("/v1/subjects/cust-2/history", &key).await.body;
+    assert!(history["events"].as_array().unwrap().iter().all(|e| e["method"] == "api"));
 }
 
 #[tokio::test]
