@@ -41,10 +41,13 @@ test('a customer opens a signed link, opts in with one click and out of everythi
   await shot(page, 'preference-center-en');
 
   const ads = page.locator('#purpose-ads-targeting');
+  await page.evaluate(() => { window.stillThisPage = true; });
   let clicksIn = 0;
   await ads.getByRole('button', { name: 'Yes, opt in' }).click();
   clicksIn += 1;
   await page.locator('#purpose-ads-targeting').getByText('You said yes').waitFor();
+  assert.equal(await page.evaluate(() => window.stillThisPage), true, 'with JavaScript the card updates in place, without a reload');
+  await page.getByRole('status').getByText('Saved.').waitFor();
   assert.deepEqual(await demo.decision('cust-e2e', 'ads-targeting'), { allowed: true, reason: 'granted' });
 
   let clicksOut = 0;

@@ -22,6 +22,9 @@ pub struct PurposeCard {
     pub allowed: bool,
     pub since: Option<Timestamp>,
     pub current_version: u32,
+    /// When the customer's yes was to an older notice that no longer holds: each field whose
+    /// text changed, as (field, what they agreed to, what it says now).
+    pub changes: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,17 @@ impl<S: Store> Assent<S> {
                         .map_or_else(|| c.to_string(), |(_, name)| name.clone())
                 })
                 .collect();
+            let mut changes = Vec::new();
+            if decision.status == Status::ReconsentRequired
+                && let Some(old) = state.and_then(|s| s.version).and_then(|n| view.version(n))
+            {
+                let (before, now) = (pick_text(&old.content.texts, lang), pick_text(&current.content.texts, lang));
+                for field in NoticeText::FIELDS {
+                    if before.field(field) != now.field(field) {
+                        changes.push((field.to_owned(), before.field(field).to_owned(), now.field(field).to_owned()));
+                    }
+                }
+            }
             cards.push(PurposeCard {
                 id: view.purpose.id.to_string(),
                 model: view.purpose.model,
@@ -100,6 +114,7 @@ impl<S: Store> Assent<S> {
                 allowed: decision.allowed,
                 since: state.map(|s| s.since),
                 current_version: current.version,
+                changes,
             });
         }
         // Things that need an answer first, the service itself last.

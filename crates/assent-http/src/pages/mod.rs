@@ -39,6 +39,7 @@ struct CardView {
     necessary: bool,
     on: bool,
     version: u32,
+    changes: Vec<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -219,6 +220,7 @@ pub(crate) async fn center<S: Store>(
                 necessary,
                 on: c.allowed,
                 version: c.current_version,
+                changes: c.changes.into_iter().map(|(field, before, now)| (t.get(&field), before, now)).collect(),
             }
         })
         .collect();

@@ -304,3 +304,42 @@ async fn the_prompt_offers_yes_and_no_as_equals_and_records_the_text_shown() {
         browser().get(format!("{url}&return_to=https://evil.example/")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains(r#"name="return_to" value="""#));
 }
+
+#[tokio::test]
+async fn a_material_change_shows_what_changed_and_asks_again() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (_, html) = page(&app, &cookie, &[]).await;
+    post(
+        &app,
+        &cookie,
+        "/p/acme/choice",
+        &[("csrf", &csrf(&html)), ("purpose", "ads"), ("version", "1"), ("choice", "yes")],
+    )
+    .await;
+    let mut v2 = notice("ads");
+    v2["texts"]["en"]["benefit"] = json!("Ads about things you like, and a weekly digest.");
+    v2["material"] = json!(true);
+    app.ok(Method::POST, "/v1/purposes/ads/versions", &app.admin.clone(), v2).await;
+    let (_, html) = page(&app, &cookie, &[]).await;
+    let card = html.split("id=\"purpose-ads\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(card.contains("This changed since you said yes"), "{card}");
+    assert!(card.contains("What changed since you said yes"));
+    assert!(
+        card.contains("Before: Ads about things you like.")
+            && card.contains("Now: Ads about things you like, and a weekly digest.")
+    );
+    assert!(
+        card.contains("value=\"yes\"") && card.contains("name=\"version\" value=\"2\""),
+        "asks again, for the new version"
+    );
+    assert_eq!(app.decision("cust-1", "ads").await["reason"], "reconsent_required");
+    post(
+        &app,
+        &cookie,
+        "/p/acme/choice",
+        &[("csrf", &csrf(&html)), ("purpose", "ads"), ("version", "2"), ("choice", "yes")],
+    )
+    .await;
+    assert_eq!(app.decision("cust-1", "ads").await["reason"], "granted");
+}
