@@ -170,3 +170,22 @@ test('the preference center fits a 320 px screen and 200% zoom', async () => {
     await context.close();
   }
 });
+
+test('from the prompt, saying no takes no more clicks than saying yes', async () => {
+  const clicks = {};
+  for (const [answer, label] of [['yes', 'Yes, opt in'], ['no', 'No thanks']]) {
+    const context = await browser.newContext({ locale: 'en-US' });
+    const page = await context.newPage();
+    const subject = `cust-symmetry-${answer}`;
+    await page.goto((await demo.link(subject)).replace('/open?', '/ask/partner-sharing?'));
+    clicks[answer] = 0;
+    await page.getByRole('button', { name: label }).click();
+    clicks[answer] += 1;
+    await page.getByRole('heading', { name: 'Thank you' }).waitFor();
+    await noViolations(page, 'thank-you page');
+    const expected = answer === 'yes' ? 'granted' : 'withdrawn';
+    assert.equal((await demo.decision(subject, 'partner-sharing')).reason, expected);
+    await context.close();
+  }
+  assert.ok(clicks.no <= clicks.yes, `no took ${clicks.no} clicks, yes ${clicks.yes}`);
+});

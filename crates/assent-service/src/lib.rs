@@ -54,6 +54,7 @@ pub struct Assent<S: Store> {
     checkpointing: tokio::sync::Mutex<()>,
     ledger_keys: signing::KeyRing,
     public_url: RwLock<Option<String>>,
+    secure_cookies: std::sync::atomic::AtomicBool,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -74,6 +75,7 @@ impl<S: Store> Assent<S> {
             checkpointing: tokio::sync::Mutex::new(()),
             ledger_keys: keys,
             public_url: RwLock::new(None),
+            secure_cookies: std::sync::atomic::AtomicBool::new(false),
         };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
@@ -93,6 +95,7 @@ impl<S: Store> Assent<S> {
             checkpointing: tokio::sync::Mutex::new(()),
             ledger_keys: keys,
             public_url: RwLock::new(None),
+            secure_cookies: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -105,6 +108,15 @@ impl<S: Store> Assent<S> {
     /// The URL customers reach the pages on, when configured (links use it).
     pub fn set_public_url(&self, url: Option<String>) {
         *write(&self.public_url) = url;
+    }
+
+    /// Marks session cookies `Secure` even when TLS ends before Assent and is not announced.
+    pub fn set_secure_cookies(&self, on: bool) {
+        self.secure_cookies.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn public_url(&self) -> Option<String> {

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// Where ledger signing keys live (default: `keys/` in the data directory).
     pub keys_dir: Option<PathBuf>,
+    /// Mark the pages' session cookies `Secure` (default: when `public_url` is `https://`).
+    pub secure_cookies: Option<bool>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -56,6 +58,7 @@ pub struct Settings {
     pub origin_prefix: String,
     pub keys_dir: PathBuf,
     pub public_url: String,
+    pub secure_cookies: bool,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -95,6 +98,11 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     Ok(Settings {
         data_dir: data_dir.clone(),
         listen,
+        secure_cookies: std::env::var("ASSENT_SECURE_COOKIES")
+            .ok()
+            .map(|v| v == "true" || v == "1")
+            .or(file.secure_cookies)
+            .unwrap_or_else(|| public_url.starts_with("https://")),
         public_url,
         database_url: storage.database_url.clone().or(file.database_url),
         sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },

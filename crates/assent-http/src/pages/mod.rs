@@ -89,10 +89,11 @@ fn language(headers: &HeaderMap, query: Option<&str>) -> &'static str {
     )
 }
 
-/// Cookies are Secure whenever the request arrived over TLS (directly or through a proxy).
-fn secure(headers: &HeaderMap) -> &'static str {
+/// Cookies are Secure whenever the request arrived over TLS (as a proxy announces it), or when
+/// configured (`secure_cookies`, or a public URL starting with `https://`).
+fn secure<S: Store>(state: &AppState<S>, headers: &HeaderMap) -> &'static str {
     let tls = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");
-    if tls { "; Secure" } else { "" }
+    if tls || state.secure_cookies() { "; Secure" } else { "" }
 }
 
 /// Only the customer's own browser, on these pages, may change their choices: the form must
@@ -150,7 +151,7 @@ pub(crate) async fn open<S: Store>(
             let mut response = Redirect::to(&format!("/p/{controller}")).into_response();
             let cookie = format!(
                 "{SESSION_COOKIE}={value}; Path=/p/{controller}; HttpOnly; SameSite=Lax; Max-Age=3600{}",
-                secure(&headers)
+                secure(&state, &headers)
             );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().append(header::SET_COOKIE, v);
@@ -239,7 +240,7 @@ pub(crate) async fn center<S: Store>(
     if let Some(l) = q.lang.as_deref().filter(|l| i18n::LANGUAGES.contains(l))
         && let Ok(v) = HeaderValue::from_str(&format!(
             "{LANG_COOKIE}={l}; Path=/p; SameSite=Lax; Max-Age=31536000{}",
-            secure(&headers)
+            secure(&state, &headers)
         ))
     {
         response.headers_mut().append(header::SET_COOKIE, v);

@@ -343,3 +343,15 @@ async fn a_material_change_shows_what_changed_and_asks_again() {
     .await;
     assert_eq!(app.decision("cust-1", "ads").await["reason"], "granted");
 }
+
+#[tokio::test]
+async fn session_cookies_are_secure_behind_tls_or_when_configured() {
+    let app = spawn_app().await;
+    let r = browser().get(link(&app, "cust-1").await).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+    let r = browser().get(link(&app, "cust-1").await).send().await.unwrap();
+    assert!(!r.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    app.service.set_secure_cookies(true);
+    let r = browser().get(link(&app, "cust-1").await).send().await.unwrap();
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+}

@@ -18,6 +18,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let controller = assent_core::ControllerId::parse(&file.controller.id)?;
     let key = service.create_api_key(&controller, vec![Scope::Admin]).await.map_err(|e| describe(&e))?;
     service.set_public_url(Some(settings.public_url.clone()));
+    service.set_secure_cookies(settings.secure_cookies);
     let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
     let link =
         service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;

@@ -21,6 +21,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     init_logging(settings.json_logs);
     let service = open_service(&settings).await?;
     service.set_public_url(Some(settings.public_url.clone()));
+    service.set_secure_cookies(settings.secure_cookies);
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
 }
 
