@@ -120,7 +120,9 @@ impl<'a> ObjectWriter<'a> {
 
     fn time(&mut self, key: &str, at: Timestamp) {
         self.key(key);
-        let _ = write!(self.out, "\"{at}\"");
+        self.out.push(b'"');
+        at.write_to(self.out);
+        self.out.push(b'"');
     }
 
     fn finish(self) {
@@ -130,12 +132,18 @@ impl<'a> ObjectWriter<'a> {
 
 /// The canonical bytes of an entry.
 pub fn encode(entry: &LedgerEntry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(320);
+    let mut out = Vec::with_capacity(384);
+    encode_into(entry, &mut out);
+    out
+}
+
+/// Appends the canonical bytes of `entry` to `out`.
+pub fn encode_into(entry: &LedgerEntry, out: &mut Vec<u8>) {
     match entry {
-        LedgerEntry::Consent(e) => encode_consent(e, &mut out),
-        LedgerEntry::Notice(n) => encode_notice(n, &mut out),
+        LedgerEntry::Consent(e) => encode_consent(e, out),
+        LedgerEntry::Notice(n) => encode_notice(n, out),
         LedgerEntry::Erasure(e) => {
-            let mut w = ObjectWriter::new(&mut out);
+            let mut w = ObjectWriter::new(out);
             w.str("controller", e.controller.as_str());
             w.str("kind", "erasure");
             w.time("recorded_at", e.recorded_at);
@@ -143,7 +151,6 @@ pub fn encode(entry: &LedgerEntry) -> Vec<u8> {
             w.finish();
         }
     }
-    out
 }
 
 fn encode_consent(e: &ConsentEvent, out: &mut Vec<u8>) {
@@ -342,7 +349,15 @@ pub fn decode(bytes: &[u8]) -> Result<LedgerEntry, DecodeError> {
             return Err(DecodeError::Field { field: "kind", message: format!("unknown kind `{other}`") });
         }
     };
-    if encode(&entry) != bytes {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let canonical = BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        encode_into(&entry, buffer);
+        buffer.as_slice() == bytes
+    });
+    if !canonical {
         return Err(DecodeError::NotCanonical);
     }
     Ok(entry)

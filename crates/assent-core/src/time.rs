@@ -93,6 +93,42 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Always `YYYY-MM-DDTHH:MM:SS.mmmZ`: a fixed width, so the text sorts like the time and the
 /// canonical encoding has exactly one spelling of each instant.
+impl Timestamp {
+    /// Appends the fixed-width `YYYY-MM-DDTHH:MM:SS.mmmZ` form without going through the
+    /// formatting machinery: the ledger encodes one of these per entry.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        let days = self.0.div_euclid(MS_PER_DAY);
+        let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let secs = ms_of_day / 1000;
+        if !(0..=9999).contains(&y) {
+            // Outside four-digit years the general formatter handles signs and widths.
+            out.extend_from_slice(self.to_string().as_bytes());
+            return;
+        }
+        fn digits(out: &mut Vec<u8>, value: i64, width: u32) {
+            for power in (0..width).rev() {
+                let digit = (value / 10i64.pow(power)) % 10;
+                out.push(b'0' + u8::try_from(digit).unwrap_or(0));
+            }
+        }
+        digits(out, y, 4);
+        out.push(b'-');
+        digits(out, m, 2);
+        out.push(b'-');
+        digits(out, d, 2);
+        out.push(b'T');
+        digits(out, secs / 3600, 2);
+        out.push(b':');
+        digits(out, (secs / 60) % 60, 2);
+        out.push(b':');
+        digits(out, secs % 60, 2);
+        out.push(b'.');
+        digits(out, ms_of_day % 1000, 3);
+        out.push(b'Z');
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.0.div_euclid(MS_PER_DAY);
@@ -148,6 +184,9 @@ mod tests {
         #[test]
         fn display_and_parse_round_trip(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
             let t = Timestamp::from_unix_millis(ms);
+            let mut fast = Vec::new();
+            t.write_to(&mut fast);
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), t.to_string());
             prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
         }
     }

@@ -127,58 +127,53 @@ async fn verify_controller(
     let mut states: FastMap<(Pseudonym, PurposeId), ConsentState> = FastMap::default();
     let mut next = 0u64;
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    // Read the next chunk while this one is checked.
-    let mut pending = Some(tokio::spawn({
+    // Chunks are read and checked (hashing, decoding) on the blocking pool, a few at a time,
+    // while this task folds and builds the tree from finished chunks in order.
+    let spawn_chunk = |start: u64| {
         let (store, id) = (store.clone(), id.clone());
-        async move { store.entries(id, 0, CHUNK.min(size)).await }
-    }));
-    while next < size {
-        let end = (next + CHUNK).min(size);
-        let entries = match pending.take() {
-            Some(task) => task.await.map_err(|e| Finding(format!("reader failed: {e}")))??,
-            None => store.entries(id.clone(), next, end).await?,
-        };
-        if end < size {
-            let (store, id) = (store.clone(), id.clone());
-            let after = (end + CHUNK).min(size);
-            pending = Some(tokio::spawn(async move { store.entries(id, end, after).await }));
+        let end = (start + CHUNK).min(size);
+        tokio::spawn(async move {
+            let entries = store.entries(id.clone(), start, end).await.map_err(Finding::from)?;
+            tokio::task::spawn_blocking(move || check_entries(entries, &id))
+                .await
+                .map_err(|e| Finding(format!("a checker failed: {e}")))?
+        })
+    };
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next_start = 0u64;
+    while next_start < size && in_flight.len() <= workers {
+        in_flight.push_back(spawn_chunk(next_start));
+        next_start += CHUNK;
+    }
+    while let Some(task) = in_flight.pop_front() {
+        let checked = task.await.map_err(|e| Finding(format!("a reader failed: {e}")))??;
+        if next_start < size {
+            in_flight.push_back(spawn_chunk(next_start));
+            next_start += CHUNK;
         }
-        if entries.is_empty() {
+        if checked.is_empty() {
             return Err(Finding(format!("entry {next} is missing")));
         }
-        // Hashing and decoding are independent per entry: spread them over the cores, then
-        // fold and build the tree in order.
-        let per_worker = entries.len().div_ceil(workers);
-        let checked: Vec<Result<Vec<Checked>, Finding>> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                entries.chunks(per_worker.max(1)).map(|part| scope.spawn(|| check_entries(part, id))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Finding("a verifier thread failed".into()))))
-                .collect()
-        });
-        for part in checked {
-            for c in part? {
-                if c.seq != next {
-                    return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", c.seq)));
-                }
-                if let Some((key, state)) = c.state
-                    && state.supersedes(states.get(&key))
-                {
-                    states.insert(key, state);
-                }
-                tree.push(c.leaf);
-                // The subtree hashes stored with this entry must be the ones the entries so far
-                // produce: a difference means entries were altered, removed or reordered.
-                let expected = merkle::completed_by(c.seq).map(|(l, i)| tree.node(l, i));
-                if !expected.map(|h| h.unwrap_or([0; 32])).eq(c.nodes.iter().copied()) {
-                    return Err(Finding(format!(
-                        "entry {}: its stored Merkle subtree hashes do not match the entries up to it: entries were altered, removed or reordered",
-                        c.seq
-                    )));
-                }
-                next += 1;
+        for c in checked {
+            if c.seq != next {
+                return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", c.seq)));
             }
+            if let Some((key, state)) = c.state
+                && state.supersedes(states.get(&key))
+            {
+                states.insert(key, state);
+            }
+            tree.push(c.leaf);
+            // The subtree hashes stored with this entry must be the ones the entries so far
+            // produce: a difference means entries were altered, removed or reordered.
+            let expected = merkle::completed_by(c.seq).map(|(l, i)| tree.node(l, i));
+            if !expected.map(|h| h.unwrap_or([0; 32])).eq(c.nodes.iter().copied()) {
+                return Err(Finding(format!(
+                    "entry {}: its stored Merkle subtree hashes do not match the entries up to it: entries were altered, removed or reordered",
+                    c.seq
+                )));
+            }
+            next += 1;
         }
         progress.tick(next);
     }
@@ -247,9 +242,9 @@ struct Checked {
     state: Option<((Pseudonym, PurposeId), ConsentState)>,
 }
 
-fn check_entries(entries: &[assent_store::StoredEntry], id: &ControllerId) -> Result<Vec<Checked>, Finding> {
+fn check_entries(entries: Vec<assent_store::StoredEntry>, id: &ControllerId) -> Result<Vec<Checked>, Finding> {
     entries
-        .iter()
+        .into_iter()
         .map(|e| {
             if leaf_hash(&e.bytes) != e.leaf_hash {
                 return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", e.seq)));
@@ -267,7 +262,7 @@ fn check_entries(entries: &[assent_store::StoredEntry], id: &ControllerId) -> Re
             if &owner != id {
                 return Err(Finding(format!("entry {}: belongs to controller `{owner}`", e.seq)));
             }
-            Ok(Checked { seq: e.seq, leaf: e.leaf_hash, nodes: e.nodes.clone(), state })
+            Ok(Checked { seq: e.seq, leaf: e.leaf_hash, nodes: e.nodes, state })
         })
         .collect()
 }
