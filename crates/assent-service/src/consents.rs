@@ -514,6 +514,11 @@ impl<S: Store> Assent<S> {
                 };
                 return self.replay_record(handle, idem, record).await;
             }
+            Err(StoreError::NotFound(what)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "{what} was erased while this request ran; nothing was recorded"
+                )));
+            }
             Err(e) => return Err(e.into()),
         };
         let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());

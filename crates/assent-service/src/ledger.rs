@@ -88,22 +88,42 @@ impl<S: Store> Assent<S> {
         let key = self.ledger_keys.key(controller)?;
         let note = Checkpoint { origin: key.origin.clone(), size, root }.sign(key.signing_key());
         let stored = StoredCheckpoint { tree_size: size, root, note, signed_at: self.now() };
-        self.store.put_checkpoint(controller.clone(), stored.clone()).await?;
+        // The empty log is served signed but never stored: there is nothing to be consistent with.
+        if size > 0 {
+            self.store.put_checkpoint(controller.clone(), stored.clone()).await?;
+        }
         Ok(stored)
     }
 
     /// Signs a fresh checkpoint for every controller whose ledger grew: run every second.
     pub async fn sign_checkpoints(&self) -> ServiceResult<usize> {
         let mut signed = 0;
+        let mut first_error = None;
         for id in self.controller_ids() {
-            let size = self.store.ledger_size(id.clone()).await?;
-            let latest = self.store.latest_checkpoint(id.clone()).await?.map_or(0, |c| c.tree_size);
-            if size > latest {
-                self.sign_checkpoint(&id).await?;
-                signed += 1;
+            // One controller's trouble must not stop the others' checkpoints.
+            let outcome = async {
+                let size = self.store.ledger_size(id.clone()).await?;
+                let latest = self.store.latest_checkpoint(id.clone()).await?.map_or(0, |c| c.tree_size);
+                if size > latest {
+                    self.sign_checkpoint(&id).await?;
+                    return Ok::<bool, ServiceError>(true);
+                }
+                Ok(false)
+            }
+            .await;
+            match outcome {
+                Ok(true) => signed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(controller = %id, error = %e, "could not sign a checkpoint");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(signed)
+        match first_error {
+            Some(e) if signed == 0 => Err(e),
+            _ => Ok(signed),
+        }
     }
 
     /// The latest signed checkpoint note (signing one if none exists yet).

@@ -116,6 +116,11 @@ impl<S: Store> Assent<S> {
 
     /// The session a cookie value stands for, if it is authentic and current.
     pub fn session(&self, controller: &ControllerId, cookie: &str) -> Option<Session> {
+        // Only controllers this node has loaded (a link was opened for them) can have sessions;
+        // anything else must not reach the keyring, which creates keys on first use.
+        if !self.controller_ids().contains(controller) {
+            return None;
+        }
         let (payload, mac) = cookie.rsplit_once('.')?;
         let expected = self.mac(controller, "session", payload).ok()?;
         if !constant_time_eq(mac.as_bytes(), expected.as_bytes()) {

@@ -113,23 +113,27 @@ impl KeyRing {
             .map_err(|e| key_error(&self.dir, "cannot restrict key directory", e))?;
         let seed: [u8; 32] = random_bytes()?;
         let origin = format!("{}/{controller}", self.origin_prefix);
+        // Write the key to a private temporary file, sync it, then link it into place: the key file
+        // either does not exist or is complete, and a concurrent creator's key wins cleanly.
+        let text = format!("{origin}\n{}\n", assent_core::crypto::to_hex(&seed));
+        let temporary =
+            self.dir.join(format!(".{controller}.{}.tmp", assent_core::crypto::to_hex(&random_bytes::<8>()?)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = match options.open(path) {
-            Ok(f) => f,
-            // Another process created it first: use theirs.
+        let mut file = options.open(&temporary).map_err(|e| key_error(&temporary, "cannot create ledger key", e))?;
+        let written = std::io::Write::write_all(&mut file, text.as_bytes()).and_then(|()| file.sync_all());
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(path).map_err(|e| key_error(path, "cannot read ledger key", e))?;
                 return Self::parse(path, &text);
             }
             Err(e) => return Err(key_error(path, "cannot create ledger key", e)),
-        };
-        let text = format!("{origin}\n{}\n", assent_core::crypto::to_hex(&seed));
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .map_err(|e| key_error(path, "cannot write ledger key", e))?;
-        file.sync_all().map_err(|e| key_error(path, "cannot sync ledger key", e))?;
+        }
         Ok(LogKey::from_parts(origin, seed))
     }
 }

@@ -317,6 +317,14 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     if let Some(number) = batch.erase_subject {
         let number = seq_to_sql(number)?;
         let mut erased = 0;
+        // Idempotency fingerprints cover the subject id: drop every one whose events are theirs.
+        conn.prepare_cached(
+            "DELETE FROM idempotency WHERE controller = ?1 AND EXISTS (
+                SELECT 1 FROM ledger l WHERE l.controller = ?1 AND l.subject_no = ?2
+                  AND l.seq >= idempotency.first_seq AND l.seq < idempotency.first_seq + idempotency.count)",
+        )
+        .and_then(|mut s| s.execute(params![controller, number]))
+        .map_err(backend)?;
         for sql in [
             "DELETE FROM subjects WHERE controller = ?1 AND number = ?2",
             "DELETE FROM evidence WHERE controller = ?1 AND subject_no = ?2",
@@ -386,6 +394,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
         .prepare_cached("INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
     let mut notice_seqs = HashMap::new();
+    let mut known_subjects: std::collections::HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
 
     for (offset, new) in (0u64..).zip(&batch.entries) {
         let seq = seq_to_sql(first_seq + offset)?;
@@ -395,6 +404,19 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                 let number = new
                     .subject_number
                     .ok_or_else(|| StoreError::Corrupt(format!("consent entry {seq} has no subject number")))?;
+                // A subject erased while this write was on its way stays erased: its events would
+                // otherwise bring back state and evidence with no one behind them.
+                if !known_subjects.contains(&number) {
+                    let number_sql = seq_to_sql(number)?;
+                    let exists: bool = conn
+                        .prepare_cached("SELECT EXISTS (SELECT 1 FROM subjects WHERE controller = ?1 AND number = ?2)")
+                        .and_then(|mut s| s.query_row(params![controller, number_sql], |r| r.get(0)))
+                        .map_err(backend)?;
+                    if !exists {
+                        return Err(StoreError::NotFound(format!("subject number {number}")));
+                    }
+                    known_subjects.insert(number);
+                }
                 let number = seq_to_sql(number)?;
                 insert_entry
                     .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], number, nodes])

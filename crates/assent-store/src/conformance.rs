@@ -304,7 +304,11 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     assert_eq!(store.append_owned(first.clone()).await.expect("append").first_seq, 0);
     assert_eq!(
         store
-            .append_owned(batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)]))
+            .append_owned({
+                let mut in_b = batch(&b.id, vec![consent(&b.id, &s, "ads", Action::Grant, 12)]);
+                in_b.new_subjects.push(s.clone());
+                in_b
+            })
             .await
             .expect("append")
             .first_seq,
@@ -325,8 +329,13 @@ async fn ledger_sequence_is_gapless_per_controller<S: Store>(store: &S) {
     assert_eq!(entries[0].leaf_hash, first.entries[0].leaf_hash);
     assert_eq!(store.entries(a.id.clone(), 1, 2).await.expect("entries").len(), 1);
     assert_eq!(store.subject_entries(a.id.clone(), s.number).await.expect("history").len(), 3);
-    assert_eq!(store.load_subjects(a.id.clone()).await.expect("subjects"), vec![s]);
-    assert!(store.load_subjects(b.id.clone()).await.expect("subjects").is_empty());
+    assert_eq!(store.load_subjects(a.id.clone()).await.expect("subjects"), vec![s.clone()]);
+    assert_eq!(store.load_subjects(b.id.clone()).await.expect("subjects"), vec![s.clone()]);
+    // An event for a subject the store does not have (erased meanwhile, say) is refused whole.
+    let stranger = subject("cust-77", 77);
+    let refused = store.append_owned(batch(&a.id, vec![consent(&a.id, &stranger, "ads", Action::Grant, 14)])).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))));
+    assert_eq!(store.ledger_size(a.id.clone()).await.expect("size"), 3);
     // Subject numbers continue above every number in use, in subjects or in the ledger.
     assert_eq!(store.next_subject_number(a.id.clone()).await.expect("next"), 2);
     assert_eq!(store.next_subject_number(b.id.clone()).await.expect("next"), 2);

@@ -57,7 +57,15 @@ struct CenterPage {
 
 fn render(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            // Pages carry a customer's choices (and the prompt, their session): never cache them,
+            // never leak their URL onward.
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -170,6 +170,16 @@ async fn erasure_unlinks_the_customer_and_the_log_still_verifies() {
     body["evidence"] = json!({"ip": "203.0.113.0"});
     let seq = app.ok(Method::POST, "/v1/consents", &key, body).await["seq"].as_u64().unwrap();
     app.ok(Method::POST, "/v1/consents", &key, grant("cust-2", "ads", 1)).await;
+    let r = app
+        .raw(
+            Method::POST,
+            "/v1/subjects/cust-1/withdraw-all",
+            Some(&key),
+            b"{}".to_vec(),
+            &[("idempotency-key", "wd-1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
     let verifier = public_key(&app).await;
     let before = sign_now(&app, &verifier).await;
 
@@ -200,8 +210,10 @@ async fn erasure_unlinks_the_customer_and_the_log_still_verifies() {
 
     // Nothing left in storage links the old entries to the id: no subject record, no evidence.
     let id = assent_core::ControllerId::parse("acme").unwrap();
-    let subjects = app.service.store().load_subjects(id).await.unwrap();
+    let subjects = app.service.store().load_subjects(id.clone()).await.unwrap();
     assert!(subjects.iter().all(|s| s.id.as_str() != "cust-1"));
+    // Idempotency fingerprints hash the subject id: theirs are gone too.
+    assert!(app.service.store().find_idempotency(id, "wd-1".into()).await.unwrap().is_none());
 
     // The same id can come back as a new, unrelated customer.
     app.ok(Method::POST, "/v1/consents", &key, grant("cust-1", "ads", 1)).await;

@@ -355,3 +355,17 @@ async fn session_cookies_are_secure_behind_tls_or_when_configured() {
     let r = browser().get(link(&app, "cust-1").await).send().await.unwrap();
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
 }
+
+#[tokio::test]
+async fn a_session_for_an_unknown_controller_is_refused_without_touching_the_keyring() {
+    let app = spawn_app().await;
+    let r = browser()
+        .get(format!("{}/p/made-up-controller", app.base))
+        .header("cookie", "assent_session=s1.eA.99999999999999.x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(!app.dir.path().join("keys/made-up-controller.ed25519").exists());
+}

@@ -155,6 +155,14 @@ async fn verify_controller(
             return Err(Finding(format!("entry {next} is missing")));
         }
         for c in checked {
+            let c = match c {
+                Ok(c) => c,
+                // A gap before a bad entry is the first problem.
+                Err((seq, _)) if seq != next => {
+                    return Err(Finding(format!("entry {next} is missing (the next stored entry is {seq})")));
+                }
+                Err((_, finding)) => return Err(finding),
+            };
             if c.seq != next {
                 return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", c.seq)));
             }
@@ -242,10 +250,24 @@ struct Checked {
     state: Option<((Pseudonym, PurposeId), ConsentState)>,
 }
 
-fn check_entries(entries: Vec<assent_store::StoredEntry>, id: &ControllerId) -> Result<Vec<Checked>, Finding> {
-    entries
+/// An entry checked, or the sequence number and problem of one that failed.
+type CheckedEntry = Result<Checked, (u64, Finding)>;
+
+/// Checks every entry of a chunk; a failure is kept in its place, so the fold reports problems
+/// in sequence order.
+fn check_entries(entries: Vec<assent_store::StoredEntry>, id: &ControllerId) -> Result<Vec<CheckedEntry>, Finding> {
+    Ok(entries
         .into_iter()
         .map(|e| {
+            let seq = e.seq;
+            check_entry(e, id).map_err(|f| (seq, f))
+        })
+        .collect())
+}
+
+fn check_entry(e: assent_store::StoredEntry, id: &ControllerId) -> Result<Checked, Finding> {
+    {
+        {
             if leaf_hash(&e.bytes) != e.leaf_hash {
                 return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", e.seq)));
             }
@@ -263,8 +285,8 @@ fn check_entries(entries: Vec<assent_store::StoredEntry>, id: &ControllerId) -> 
                 return Err(Finding(format!("entry {}: belongs to controller `{owner}`", e.seq)));
             }
             Ok(Checked { seq: e.seq, leaf: e.leaf_hash, nodes: e.nodes, state })
-        })
-        .collect()
+        }
+    }
 }
 
 async fn check_checkpoints(
@@ -302,7 +324,7 @@ async fn check_checkpoints(
                 "checkpoint at size {at}: its signed root does not match the entries (an entry below {at} changed)"
             )));
         }
-        if let Some((size, root)) = previous {
+        if let Some((size, root)) = previous.filter(|(size, _)| *size > 0) {
             let proof = merkle::consistency_proof(size, cp.size, &mut tree.reader())
                 .map_err(|e| Finding(e.to_string()))?
                 .map_err(|e| Finding(e.to_string()))?;

@@ -191,6 +191,16 @@ async fn the_readme_audit_walk_through_works() {
     let call = |method: &str, path: &str, body: Value| {
         client.request(method.parse().unwrap(), format!("{}{path}", server.base)).bearer_auth(&key).json(&body).send()
     };
+    // A checkpoint of the empty log, asked for before anything happened, is served signed.
+    let empty = client
+        .get(format!("{}/v1/ledger/checkpoint?controller=walk", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(empty.lines().nth(1), Some("0"));
     let t = json!({"title": "Ads", "what": "Sites", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
     call("PUT", "/v1/data-categories/sites", json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}))
         .await
@@ -257,4 +267,6 @@ async fn the_readme_audit_walk_through_works() {
         stdout(&o)
     );
     server.stop();
+    let o = assent(&["verify"], dir.path());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
