@@ -55,6 +55,7 @@ pub struct Assent<S: Store> {
     ledger_keys: signing::KeyRing,
     public_url: RwLock<Option<String>>,
     secure_cookies: std::sync::atomic::AtomicBool,
+    trust_proxy: std::sync::atomic::AtomicBool,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -76,6 +77,7 @@ impl<S: Store> Assent<S> {
             ledger_keys: keys,
             public_url: RwLock::new(None),
             secure_cookies: std::sync::atomic::AtomicBool::new(false),
+            trust_proxy: std::sync::atomic::AtomicBool::new(false),
         };
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
@@ -96,6 +98,7 @@ impl<S: Store> Assent<S> {
             ledger_keys: keys,
             public_url: RwLock::new(None),
             secure_cookies: std::sync::atomic::AtomicBool::new(false),
+            trust_proxy: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -113,6 +116,15 @@ impl<S: Store> Assent<S> {
     /// Marks session cookies `Secure` even when TLS ends before Assent and is not announced.
     pub fn set_secure_cookies(&self, on: bool) {
         self.secure_cookies.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Trusts the nearest proxy's `X-Forwarded-For` entry as the client's address.
+    pub fn set_trust_proxy(&self, on: bool) {
+        self.trust_proxy.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn trust_proxy(&self) -> bool {
+        self.trust_proxy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn secure_cookies(&self) -> bool {

@@ -27,6 +27,9 @@ pub struct FileConfig {
     pub keys_dir: Option<PathBuf>,
     /// Mark the pages' session cookies `Secure` (default: when `public_url` is `https://`).
     pub secure_cookies: Option<bool>,
+    /// Behind a reverse proxy: take the client's address from the entry it appends to
+    /// `X-Forwarded-For` (default: off, the socket peer is the client).
+    pub trust_proxy: Option<bool>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -59,6 +62,7 @@ pub struct Settings {
     pub keys_dir: PathBuf,
     pub public_url: String,
     pub secure_cookies: bool,
+    pub trust_proxy: bool,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -98,6 +102,11 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     Ok(Settings {
         data_dir: data_dir.clone(),
         listen,
+        trust_proxy: std::env::var("ASSENT_TRUST_PROXY")
+            .ok()
+            .map(|v| v == "true" || v == "1")
+            .or(file.trust_proxy)
+            .unwrap_or(false),
         secure_cookies: std::env::var("ASSENT_SECURE_COOKIES")
             .ok()
             .map(|v| v == "true" || v == "1")

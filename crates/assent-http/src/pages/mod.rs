@@ -110,22 +110,43 @@ fn same_site_form(headers: &HeaderMap) -> bool {
     headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_none_or(|v| v == "same-origin" || v == "none")
 }
 
-fn evidence(headers: &HeaderMap, point: &str) -> PageEvidence {
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-        .map(|ip| match ip {
-            std::net::IpAddr::V4(v4) => {
-                let o = v4.octets();
-                format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-            }
-            std::net::IpAddr::V6(v6) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-            }
-        });
+/// The client's address: the socket peer, or, behind a trusted proxy, the entry that proxy
+/// appended to `X-Forwarded-For` (the rightmost: earlier ones are the client's to invent).
+pub(crate) struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+fn client_ip<S: Store>(state: &AppState<S>, peer: &Peer, headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    if state.trust_proxy() {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.0
+}
+
+fn evidence(ip: Option<std::net::IpAddr>, headers: &HeaderMap, point: &str) -> PageEvidence {
+    let ip = ip.map(|ip| match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    });
     PageEvidence {
         collection_point: point.to_owned(),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
@@ -182,6 +203,7 @@ pub(crate) struct CenterQuery {
 /// The preference center.
 pub(crate) async fn center<S: Store>(
     State(state): State<AppState<S>>,
+    peer: Peer,
     Path(controller): Path<String>,
     Query(q): Query<CenterQuery>,
     headers: HeaderMap,
@@ -198,7 +220,10 @@ pub(crate) async fn center<S: Store>(
         _ => {}
     }
     if gpc(&headers) {
-        match state.page_gpc(&session, lang, &evidence(&headers, "preference-center")).await {
+        match state
+            .page_gpc(&session, lang, &evidence(client_ip(&state, &peer, &headers), &headers, "preference-center"))
+            .await
+        {
             Ok(out) if !out.withdrawn.is_empty() => notices.push(t.get("gpc_applied")),
             Ok(_) => notices.push(t.get("gpc_applied")),
             Err(e) => tracing::error!(error = %e, "could not record a GPC signal"),
@@ -286,6 +311,7 @@ fn check_form<S: Store>(
 /// One yes or no, from a card.
 pub(crate) async fn choice<S: Store>(
     State(state): State<AppState<S>>,
+    peer: Peer,
     Path(controller): Path<String>,
     headers: HeaderMap,
     Form(form): Form<ChoiceForm>,
@@ -297,7 +323,14 @@ pub(crate) async fn choice<S: Store>(
     let lang = language(&headers, None);
     let grant = form.choice == "yes";
     let recorded = state
-        .page_choice(&session, &form.purpose, grant, form.version, lang, &evidence(&headers, "preference-center"))
+        .page_choice(
+            &session,
+            &form.purpose,
+            grant,
+            form.version,
+            lang,
+            &evidence(client_ip(&state, &peer, &headers), &headers, "preference-center"),
+        )
         .await;
     match recorded {
         Ok(()) => Redirect::to(&format!("/p/{controller}?done=saved#purpose-{}", form.purpose)).into_response(),
@@ -316,6 +349,7 @@ pub(crate) struct CsrfForm {
 /// "Opt out of everything".
 pub(crate) async fn withdraw_all<S: Store>(
     State(state): State<AppState<S>>,
+    peer: Peer,
     Path(controller): Path<String>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
@@ -325,7 +359,15 @@ pub(crate) async fn withdraw_all<S: Store>(
         Err(r) => return *r,
     };
     let lang = language(&headers, None);
-    match state.page_withdraw_all(&session, gpc(&headers), lang, &evidence(&headers, "preference-center")).await {
+    match state
+        .page_withdraw_all(
+            &session,
+            gpc(&headers),
+            lang,
+            &evidence(client_ip(&state, &peer, &headers), &headers, "preference-center"),
+        )
+        .await
+    {
         Ok(_) => Redirect::to(&format!("/p/{controller}?done=all")).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "opt out of everything failed");
@@ -521,6 +563,7 @@ pub(crate) struct AskForm {
 
 pub(crate) async fn answer<S: Store>(
     State(state): State<AppState<S>>,
+    peer: Peer,
     Path((controller, purpose)): Path<(String, String)>,
     headers: HeaderMap,
     Form(form): Form<AskForm>,
@@ -542,7 +585,7 @@ pub(crate) async fn answer<S: Store>(
         Ok(Some(_)) => return message(lang, "notice_changed", StatusCode::CONFLICT),
         _ => return message(lang, "link_invalid", StatusCode::NOT_FOUND),
     }
-    let mut evidence = evidence(&headers, "prompt");
+    let mut evidence = evidence(client_ip(&state, &peer, &headers), &headers, "prompt");
     evidence.collection_point = format!("prompt {}", form.hash);
     let grant = form.choice == "yes";
     if let Err(e) = state.page_choice(&session, &purpose, grant, Some(form.version), lang, &evidence).await {

@@ -369,3 +369,43 @@ async fn a_session_for_an_unknown_controller_is_refused_without_touching_the_key
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(!app.dir.path().join("keys/made-up-controller.ed25519").exists());
 }
+
+/// The evidence kept with a page choice (outside the ledger, erasable).
+fn stored_evidence(app: &TestApp) -> Vec<Value> {
+    let db = rusqlite::Connection::open(app.dir.path().join("assent.db")).unwrap();
+    let mut stmt = db.prepare("SELECT body FROM evidence ORDER BY seq").unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().map(|b| serde_json::from_str(&b.unwrap()).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn evidence_records_a_truncated_address_that_a_client_cannot_forge() {
+    let app = spawn_app().await;
+    let cookie = sign_in(&app, "cust-1").await;
+    let (_, html) = page(&app, &cookie, &[]).await;
+    let token = csrf(&html);
+    let choose = |xff: &'static str| {
+        let (cookie, token, base) = (cookie.clone(), token.clone(), app.base.clone());
+        async move {
+            browser()
+                .post(format!("{base}/p/acme/choice"))
+                .header("cookie", cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-forwarded-for", xff)
+                .header("user-agent", "Test Browser 1.0")
+                .form(&[("csrf", token.as_str()), ("purpose", "ads"), ("version", "1"), ("choice", "yes")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    choose("203.0.113.77").await;
+    let first = stored_evidence(&app).pop().unwrap();
+    assert_eq!(first["ip_prefix"], "127.0.0.0/24", "the socket peer, not the client's claim");
+    assert_eq!(first["collection_point"], "preference-center");
+    assert_eq!(first["user_agent"], "Test Browser 1.0");
+    // Behind a trusted proxy, the entry the proxy appended counts, truncated.
+    app.service.set_trust_proxy(true);
+    choose("198.51.100.9, 203.0.113.77").await;
+    let second = stored_evidence(&app).pop().unwrap();
+    assert_eq!(second["ip_prefix"], "203.0.113.0/24");
+}

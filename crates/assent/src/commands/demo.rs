@@ -19,6 +19,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let key = service.create_api_key(&controller, vec![Scope::Admin]).await.map_err(|e| describe(&e))?;
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
+    service.set_trust_proxy(settings.trust_proxy);
     let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
     let link =
         service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;

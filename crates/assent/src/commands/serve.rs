@@ -22,6 +22,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let service = open_service(&settings).await?;
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
+    service.set_trust_proxy(settings.trust_proxy);
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
 }
 
