@@ -27,6 +27,13 @@ async function noViolations(page, name) {
   assert.deepEqual(summary, [], `${name} has accessibility violations`);
 }
 
+/** Follows a signed link as a customer does: the link's page, then "Continue". */
+async function openLink(page, url, label = 'Continue') {
+  await page.goto(url);
+  await page.getByRole('button', { name: label }).click();
+  await page.waitForURL(/\/p\/demo$/);
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 }
@@ -35,6 +42,10 @@ test('a customer opens a signed link, opts in with one click and out of everythi
   const context = await browser.newContext({ locale: 'en-US' });
   const page = await context.newPage();
   await page.goto(await demo.link('cust-e2e'));
+  await noViolations(page, 'link landing page');
+  await shot(page, 'link-landing-en');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.waitForURL(/\/p\/demo$/);
   assert.match(page.url(), /\/p\/demo$/, 'the token is gone from the address bar');
   await page.getByRole('heading', { name: 'Your privacy choices' }).waitFor();
   await noViolations(page, 'preference center (en)');
@@ -78,7 +89,7 @@ test('a customer opens a signed link, opts in with one click and out of everythi
 test('the pages speak Spanish to a Spanish browser', async () => {
   const context = await browser.newContext({ locale: 'es-ES' });
   const page = await context.newPage();
-  await page.goto(await demo.link('cliente-e2e'));
+  await openLink(page, await demo.link('cliente-e2e'), 'Continuar');
   await page.getByRole('heading', { name: 'Tus opciones de privacidad' }).waitFor();
   assert.equal(await page.getAttribute('html', 'lang'), 'es');
   await noViolations(page, 'preference center (es)');
@@ -94,7 +105,7 @@ test('the pages speak Spanish to a Spanish browser', async () => {
 test('the browser privacy signal is honoured and said plainly', async () => {
   const context = await browser.newContext({ locale: 'en-US', extraHTTPHeaders: { 'Sec-GPC': '1' } });
   const page = await context.newPage();
-  await page.goto(await demo.link('cust-gpc'));
+  await openLink(page, await demo.link('cust-gpc'));
   await page.getByText("Your browser's Global Privacy Control signal was applied").waitFor();
   assert.equal((await demo.decision('cust-gpc', 'partner-sharing')).reason, 'withdrawn');
   const history = (await demo.api('GET', '/v1/subjects/cust-gpc/history')).body.events;
@@ -120,7 +131,7 @@ test('an expired link gets a friendly page and no access', async () => {
 test('everything works with JavaScript disabled', async () => {
   const context = await browser.newContext({ locale: 'en-US', javaScriptEnabled: false });
   const page = await context.newPage();
-  await page.goto(await demo.link('cust-nojs'));
+  await openLink(page, await demo.link('cust-nojs'));
   await page.locator('#purpose-personalised-offers').getByRole('button', { name: 'Yes, opt in' }).click();
   await page.getByText('Saved.').waitFor();
   assert.equal((await demo.decision('cust-nojs', 'personalised-offers')).allowed, true);
@@ -162,7 +173,7 @@ test('the preference center fits a 320 px screen and 200% zoom', async () => {
   for (const [width, scale] of [[320, 1], [640, 2]]) {
     const context = await browser.newContext({ locale: 'en-US', viewport: { width, height: 800 }, deviceScaleFactor: scale });
     const page = await context.newPage();
-    await page.goto(await demo.link(`cust-narrow-${width}`));
+    await openLink(page, await demo.link(`cust-narrow-${width}`));
     if (scale === 2) await page.evaluate(() => { document.body.style.zoom = '2'; });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `no horizontal scrolling at ${width}px x${scale}: ${overflow}px too wide`);

@@ -49,6 +49,31 @@ fn unb64(s: &str) -> Option<String> {
 }
 
 impl<S: Store> Assent<S> {
+    /// Encrypts a subject id for a link or cookie: XOR with an HMAC-SHA256 keystream under a
+    /// derived key and the token's unique nonce (the token's MAC then covers the result). Links
+    /// travel through mail scanners, proxies and browser history: the id must not be readable.
+    fn seal(&self, controller: &ControllerId, nonce: &str, plain: &[u8]) -> ServiceResult<Vec<u8>> {
+        let key = self.ledger_key(controller)?.mac_key("seal");
+        Ok(plain
+            .chunks(32)
+            .zip(0u32..)
+            .flat_map(|(chunk, block)| {
+                let stream = hmac(&key, nonce.as_bytes(), &block.to_be_bytes());
+                chunk.iter().zip(stream).map(|(p, k)| p ^ k).collect::<Vec<u8>>()
+            })
+            .collect())
+    }
+
+    fn seal_subject(&self, controller: &ControllerId, nonce: &str, subject: &SubjectId) -> ServiceResult<String> {
+        Ok(B64URL.encode(self.seal(controller, nonce, subject.as_str().as_bytes())?))
+    }
+
+    fn unseal_subject(&self, controller: &ControllerId, nonce: &str, sealed: &str) -> Option<SubjectId> {
+        let bytes = B64URL.decode(sealed).ok()?;
+        let plain = self.seal(controller, nonce, &bytes).ok()?;
+        SubjectId::parse(&String::from_utf8(plain).ok()?).ok()
+    }
+
     fn mac(&self, controller: &ControllerId, purpose: &str, message: &str) -> ServiceResult<String> {
         let key = self.ledger_key(controller)?.mac_key(purpose);
         Ok(B64URL.encode(hmac(&key, b"", message.as_bytes())))
@@ -71,8 +96,8 @@ impl<S: Store> Assent<S> {
         let controller = principal.controller.id();
         let expires_at = self.now().plus_millis(i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
         let nonce = to_hex(&random_bytes::<16>()?);
-        let payload =
-            format!("v1.{}.{}.{}.{nonce}", b64(controller.as_str()), b64(subject.as_str()), expires_at.unix_millis());
+        let sealed = self.seal_subject(&controller, &nonce, &subject)?;
+        let payload = format!("v1.{}.{sealed}.{}.{nonce}", b64(controller.as_str()), expires_at.unix_millis());
         let token = format!("{payload}.{}", self.mac(&controller, "link", &payload)?);
         let url = format!("{}/p/{controller}/open?token={token}", base_url.trim_end_matches('/'));
         Ok(LinkOut { url, expires_at })
@@ -80,26 +105,9 @@ impl<S: Store> Assent<S> {
 
     /// Opens a link: checks it, spends it, and returns the session and its cookie value.
     pub async fn open_link(&self, controller: &str, token: &str) -> Result<(Session, String), LinkError> {
-        let controller = ControllerId::parse(controller).map_err(|_| LinkError::Invalid)?;
-        self.controller(&controller).await.map_err(|_| LinkError::Invalid)?;
-        let (payload, mac) = token.rsplit_once('.').ok_or(LinkError::Invalid)?;
-        let expected = self.mac(&controller, "link", payload).map_err(|_| LinkError::Invalid)?;
-        if !constant_time_eq(mac.as_bytes(), expected.as_bytes()) {
-            return Err(LinkError::Invalid);
-        }
-        let parts: Vec<&str> = payload.split('.').collect();
-        let [version, c, s, expires, nonce] = parts.as_slice() else { return Err(LinkError::Invalid) };
-        // A link for another controller never opens this one's pages, even with a valid MAC.
-        if *version != "v1" || unb64(c).as_deref() != Some(controller.as_str()) {
-            return Err(LinkError::Invalid);
-        }
-        let subject = unb64(s).and_then(|s| SubjectId::parse(&s).ok()).ok_or(LinkError::Invalid)?;
-        let expires_at = Timestamp::from_unix_millis(expires.parse().map_err(|_| LinkError::Invalid)?);
+        let (controller, subject, nonce) = self.check_link(controller, token).await?;
         let now = self.now();
-        if now >= expires_at {
-            return Err(LinkError::Expired);
-        }
-        match self.store().use_link(controller.clone(), (*nonce).to_owned(), now).await {
+        match self.store().use_link(controller.clone(), nonce, now).await {
             Ok(true) => {}
             Ok(false) => return Err(LinkError::Used),
             Err(_) => return Err(LinkError::Invalid),
@@ -109,8 +117,38 @@ impl<S: Store> Assent<S> {
         Ok((session, cookie))
     }
 
+    /// Checks a link without spending it: looking at a link (a mail scanner, a preview) must not
+    /// use it up; only the customer's own "continue" does.
+    pub async fn check_link(
+        &self,
+        controller: &str,
+        token: &str,
+    ) -> Result<(ControllerId, SubjectId, String), LinkError> {
+        let controller = ControllerId::parse(controller).map_err(|_| LinkError::Invalid)?;
+        self.controller(&controller).await.map_err(|_| LinkError::Invalid)?;
+        let (payload, mac) = token.rsplit_once('.').ok_or(LinkError::Invalid)?;
+        let expected = self.mac(&controller, "link", payload).map_err(|_| LinkError::Invalid)?;
+        if !constant_time_eq(mac.as_bytes(), expected.as_bytes()) {
+            return Err(LinkError::Invalid);
+        }
+        let parts: Vec<&str> = payload.split('.').collect();
+        let [version, c, sealed, expires, nonce] = parts.as_slice() else { return Err(LinkError::Invalid) };
+        // A link for another controller never opens this one's pages, even with a valid MAC.
+        if *version != "v1" || unb64(c).as_deref() != Some(controller.as_str()) {
+            return Err(LinkError::Invalid);
+        }
+        let subject = self.unseal_subject(&controller, nonce, sealed).ok_or(LinkError::Invalid)?;
+        let expires_at = Timestamp::from_unix_millis(expires.parse().map_err(|_| LinkError::Invalid)?);
+        if self.now() >= expires_at {
+            return Err(LinkError::Expired);
+        }
+        Ok((controller, subject, (*nonce).to_owned()))
+    }
+
     fn session_cookie(&self, session: &Session) -> ServiceResult<String> {
-        let payload = format!("s1.{}.{}", b64(session.subject.as_str()), session.expires_at.unix_millis());
+        let nonce = to_hex(&random_bytes::<16>()?);
+        let sealed = self.seal_subject(&session.controller, &nonce, &session.subject)?;
+        let payload = format!("s2.{nonce}.{sealed}.{}", session.expires_at.unix_millis());
         Ok(format!("{payload}.{}", self.mac(&session.controller, "session", &payload)?))
     }
 
@@ -127,11 +165,12 @@ impl<S: Store> Assent<S> {
             return None;
         }
         let mut parts = payload.split('.');
-        let (Some("s1"), Some(s), Some(expires), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("s2"), Some(nonce), Some(sealed), Some(expires), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
         };
-        let subject = unb64(s).and_then(|s| SubjectId::parse(&s).ok())?;
+        let subject = self.unseal_subject(controller, nonce, sealed)?;
         let expires_at = Timestamp::from_unix_millis(expires.parse().ok()?);
         (self.now() < expires_at).then(|| Session { controller: controller.clone(), subject, expires_at })
     }

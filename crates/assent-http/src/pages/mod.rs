@@ -166,7 +166,26 @@ pub(crate) struct OpenQuery {
     lang: Option<String>,
 }
 
-/// Opens a signed link: sets the session cookie and redirects to a clean URL without the token.
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct ContinuePage {
+    lang: &'static str,
+    title: String,
+    t: Tr,
+    controller: String,
+    token: String,
+}
+
+fn link_error(lang: &'static str, e: LinkError) -> Response {
+    match e {
+        LinkError::Expired => message(lang, "link_expired", StatusCode::GONE),
+        LinkError::Used => message(lang, "link_used", StatusCode::GONE),
+        LinkError::Invalid => message(lang, "link_invalid", StatusCode::FORBIDDEN),
+    }
+}
+
+/// A signed link lands here. Looking does not spend it (mail scanners and previews fetch links
+/// too): the page asks the customer to continue, and that POST spends it.
 pub(crate) async fn open<S: Store>(
     State(state): State<AppState<S>>,
     Path(controller): Path<String>,
@@ -175,7 +194,30 @@ pub(crate) async fn open<S: Store>(
 ) -> Response {
     let lang = language(&headers, q.lang.as_deref());
     let Some(token) = q.token else { return message(lang, "link_invalid", StatusCode::BAD_REQUEST) };
-    match state.open_link(&controller, &token).await {
+    if let Err(e) = state.check_link(&controller, &token).await {
+        return link_error(lang, e);
+    }
+    let t = Tr::new(lang);
+    with_frame_policy(
+        render(&ContinuePage { lang, title: t.get("continue_title"), t, controller, token }, StatusCode::OK),
+        "'none'",
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct OpenForm {
+    token: String,
+}
+
+/// Spends the link: sets the session cookie and redirects to a clean URL without the token.
+pub(crate) async fn open_post<S: Store>(
+    State(state): State<AppState<S>>,
+    Path(controller): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<OpenForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    match state.open_link(&controller, &form.token).await {
         Ok((_, value)) => {
             let mut response = Redirect::to(&format!("/p/{controller}")).into_response();
             let cookie = format!(
@@ -188,9 +230,7 @@ pub(crate) async fn open<S: Store>(
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(LinkError::Expired) => message(lang, "link_expired", StatusCode::GONE),
-        Err(LinkError::Used) => message(lang, "link_used", StatusCode::GONE),
-        Err(LinkError::Invalid) => message(lang, "link_invalid", StatusCode::FORBIDDEN),
+        Err(e) => link_error(lang, e),
     }
 }
 
@@ -515,12 +555,15 @@ pub(crate) async fn ask<S: Store>(
     headers: HeaderMap,
 ) -> Response {
     let lang = language(&headers, q.lang.as_deref());
+    // With a link, the prompt is shown without spending it; answering spends it. Without one,
+    // the customer's session cookie is used.
     let opened = match q.token.as_deref() {
-        Some(token) => match state.open_link(&controller, token).await {
-            Ok(pair) => Some(pair),
-            Err(LinkError::Expired) => return message(lang, "link_expired", StatusCode::GONE),
-            Err(LinkError::Used) => return message(lang, "link_used", StatusCode::GONE),
-            Err(LinkError::Invalid) => return message(lang, "link_invalid", StatusCode::FORBIDDEN),
+        Some(token) => match state.check_link(&controller, token).await {
+            Ok((id, subject, _)) => Some((
+                Session { controller: id, subject, expires_at: assent_core::Timestamp::from_unix_millis(0) },
+                format!("link:{token}"),
+            )),
+            Err(e) => return link_error(lang, e),
         },
         None => session_of(&state, &controller, &headers),
     };
@@ -572,8 +615,20 @@ pub(crate) async fn answer<S: Store>(
     let Some(id) = ControllerId::parse(&controller).ok() else {
         return message(lang, "link_invalid", StatusCode::NOT_FOUND);
     };
-    let Some(session) = state.session(&id, &form.session) else {
-        return message(lang, "no_session", StatusCode::UNAUTHORIZED);
+    // The form carries either a session or the link that opened the prompt (inside a frame no
+    // cookie reaches us). Find the customer without spending anything yet.
+    let link_token = form.session.strip_prefix("link:");
+    let session = match link_token {
+        Some(token) => match state.check_link(&controller, token).await {
+            Ok((controller_id, subject, _)) => {
+                Session { controller: controller_id, subject, expires_at: assent_core::Timestamp::from_unix_millis(0) }
+            }
+            Err(e) => return link_error(lang, e),
+        },
+        None => match state.session(&id, &form.session) {
+            Some(session) => session,
+            None => return message(lang, "no_session", StatusCode::UNAUTHORIZED),
+        },
     };
     let expected = state.csrf_token(&id, &form.session).unwrap_or_default();
     if expected.is_empty() || !assent_core::crypto::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
@@ -584,6 +639,12 @@ pub(crate) async fn answer<S: Store>(
         Ok(Some(view)) if view.version == form.version && view.hash == form.hash => {}
         Ok(Some(_)) => return message(lang, "notice_changed", StatusCode::CONFLICT),
         _ => return message(lang, "link_invalid", StatusCode::NOT_FOUND),
+    }
+    // Only a valid answer spends the link, once.
+    if let Some(token) = link_token
+        && let Err(e) = state.open_link(&controller, token).await
+    {
+        return link_error(lang, e);
     }
     let mut evidence = evidence(client_ip(&state, &peer, &headers), &headers, "prompt");
     evidence.collection_point = format!("prompt {}", form.hash);

@@ -44,7 +44,7 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/v1/ledger/entries", get(ledger::entries::<S>))
         .route("/v1/subjects/{subject}/links", post(links::create::<S>))
         .route("/p/{controller}", get(crate::pages::center::<S>))
-        .route("/p/{controller}/open", get(crate::pages::open::<S>))
+        .route("/p/{controller}/open", get(crate::pages::open::<S>).post(crate::pages::open_post::<S>))
         .route("/p/{controller}/choice", post(crate::pages::choice::<S>))
         .route("/p/{controller}/withdraw-all", post(crate::pages::withdraw_all::<S>))
         .route("/p/{controller}/history", get(crate::pages::history::<S>))

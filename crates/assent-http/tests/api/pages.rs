@@ -20,9 +20,22 @@ async fn link(app: &TestApp, subject: &str) -> String {
     r.body["url"].as_str().unwrap().to_owned()
 }
 
+/// Follows a link as a customer does: the page it shows, then "Continue", which spends it.
+async fn open(app: &TestApp, url: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let shown = browser().get(url).send().await.unwrap();
+    assert_eq!(shown.status(), StatusCode::OK, "looking at a link does not spend it");
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let controller = url.split("/p/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let mut req = browser().post(format!("{}/p/{controller}/open", app.base)).form(&[("token", token.as_str())]);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
 /// Opens a link and returns the session cookie.
 async fn sign_in(app: &TestApp, subject: &str) -> String {
-    let r = browser().get(link(app, subject).await).send().await.unwrap();
+    let r = open(app, &link(app, subject).await, &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/p/acme", "the token is gone from the URL");
     let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
@@ -134,8 +147,11 @@ async fn forms_from_elsewhere_are_refused_and_write_nothing() {
 async fn expired_reused_tampered_and_foreign_links_get_a_friendly_page_and_no_access() {
     let app = spawn_app().await;
     let url = link(&app, "cust-1").await;
-    assert_eq!(browser().get(&url).send().await.unwrap().status(), StatusCode::SEE_OTHER);
-    let reused = browser().get(&url).send().await.unwrap();
+    // A mail scanner fetching the link first does not use it up.
+    assert_eq!(browser().get(&url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(open(&app, &url, &[]).await.status(), StatusCode::SEE_OTHER);
+    let token = url.split("token=").nth(1).unwrap();
+    let reused = browser().post(format!("{}/p/acme/open", app.base)).form(&[("token", token)]).send().await.unwrap();
     assert_eq!(reused.status(), StatusCode::GONE);
     assert!(reused.headers().get("set-cookie").is_none());
     assert!(reused.text().await.unwrap().contains("already used"));
@@ -151,7 +167,11 @@ async fn expired_reused_tampered_and_foreign_links_get_a_friendly_page_and_no_ac
     let r = browser().get(&tampered).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("does not work"));
-    let other_subject = url.replace(".Y3VzdC0x.", ".Y3VzdC0y."); // cust-1 -> cust-2, MAC unchanged
+    // Another subject under the same MAC: flip one character of the sealed subject.
+    let (prefix, token) = url.split_once("token=").unwrap();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[2] = format!("{}{}", if parts[2].starts_with('A') { 'B' } else { 'A' }, &parts[2][1..]);
+    let other_subject = format!("{prefix}token={}", parts.join("."));
     assert_eq!(browser().get(&other_subject).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 
     // A link made for another controller opens nothing here.
@@ -280,8 +300,11 @@ async fn the_prompt_offers_yes_and_no_as_equals_and_records_the_text_shown() {
     // Without a cookie, straight from the form.
     let r =
         browser().post(format!("{}/p/acme/ask/ads", app.base)).form(&form("no", field("hash"))).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], "https://shop.example/thanks");
+    let status = r.status();
+    let headers = r.headers().clone();
+    assert_eq!(status, StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let r = (headers, ());
+    assert_eq!(r.0["location"], "https://shop.example/thanks");
     assert_eq!(app.decision("cust-1", "ads").await["reason"], "withdrawn");
     let history = app.get("/v1/subjects/cust-1/history", &app.admin.clone()).await.body;
     assert_eq!(history["events"][0]["notice_hash"].as_str().unwrap(), field("hash"));
@@ -347,12 +370,12 @@ async fn a_material_change_shows_what_changed_and_asks_again() {
 #[tokio::test]
 async fn session_cookies_are_secure_behind_tls_or_when_configured() {
     let app = spawn_app().await;
-    let r = browser().get(link(&app, "cust-1").await).header("x-forwarded-proto", "https").send().await.unwrap();
+    let r = open(&app, &link(&app, "cust-1").await, &[("x-forwarded-proto", "https")]).await;
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
-    let r = browser().get(link(&app, "cust-1").await).send().await.unwrap();
+    let r = open(&app, &link(&app, "cust-1").await, &[]).await;
     assert!(!r.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
     app.service.set_secure_cookies(true);
-    let r = browser().get(link(&app, "cust-1").await).send().await.unwrap();
+    let r = open(&app, &link(&app, "cust-1").await, &[]).await;
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
 }
 
@@ -408,4 +431,30 @@ async fn evidence_records_a_truncated_address_that_a_client_cannot_forge() {
     choose("198.51.100.9, 203.0.113.77").await;
     let second = stored_evidence(&app).pop().unwrap();
     assert_eq!(second["ip_prefix"], "203.0.113.0/24");
+}
+
+#[tokio::test]
+async fn a_prompt_answer_without_its_page_token_is_refused_and_spends_nothing() {
+    let app = spawn_app().await;
+    let url = link(&app, "cust-1").await;
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let html = browser().get(url.replace("/open?", "/ask/ads?")).send().await.unwrap().text().await.unwrap();
+    let at = html.find("name=\"hash\" value=\"").unwrap() + "name=\"hash\" value=\"".len();
+    let hash = html[at..].split('"').next().unwrap().to_owned();
+    let forged = [
+        ("session", format!("link:{token}")),
+        ("csrf", "forged".to_owned()),
+        ("version", "1".to_owned()),
+        ("hash", hash),
+        ("return_to", String::new()),
+        ("choice", "yes".to_owned()),
+    ];
+    let before = app.written().await;
+    let r = browser().post(format!("{}/p/acme/ask/ads", app.base)).form(&forged).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.written().await, before);
+    // The link still works for the customer.
+    let r =
+        browser().post(format!("{}/p/acme/open", app.base)).form(&[("token", token.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
