@@ -266,6 +266,11 @@ async fn health_readiness_and_the_api_description_are_served() {
         ("post", "/p/{controller}/choice"),
         ("post", "/p/{controller}/withdraw-all"),
         ("get", "/.well-known/gpc.json"),
+        ("post", "/p/{controller}/open"),
+        ("get", "/p/{controller}/history"),
+        ("get", "/p/{controller}/receipts/{seq}"),
+        ("get", "/p/{controller}/ask/{purpose}"),
+        ("post", "/p/{controller}/ask/{purpose}"),
     ];
     for (method, path) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in openapi.json");
