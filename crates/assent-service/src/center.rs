@@ -43,6 +43,16 @@ pub struct PageEvidence {
 }
 
 impl PageEvidence {
+    /// A withdrawal made on a page with this evidence.
+    fn withdrawal(&self, method: &str, lang: &str) -> WithdrawAllInput {
+        WithdrawAllInput {
+            method: Some(method.into()),
+            evidence: Some(self.to_json()),
+            jurisdiction: None,
+            language: Language::parse(lang).ok().map(|l| l.to_string()),
+        }
+    }
+
     fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::Map::new();
         v.insert("collection_point".into(), self.collection_point.clone().into());
@@ -56,7 +66,25 @@ impl PageEvidence {
     }
 }
 
-fn pick_text(texts: &std::collections::BTreeMap<Language, NoticeText>, lang: &str) -> NoticeText {
+/// The names of data categories in `lang` (or any language the catalog has, or the id).
+pub(crate) fn category_names(
+    catalog: &crate::memory::CatalogView,
+    categories: &[assent_core::DataCategoryId],
+    lang: &str,
+) -> Vec<String> {
+    categories
+        .iter()
+        .map(|c| {
+            catalog
+                .data_categories
+                .get(c)
+                .and_then(|d| d.names.iter().find(|(l, _)| l.as_str() == lang).or_else(|| d.names.iter().next()))
+                .map_or_else(|| c.to_string(), |(_, name)| name.clone())
+        })
+        .collect()
+}
+
+pub(crate) fn pick_text(texts: &std::collections::BTreeMap<Language, NoticeText>, lang: &str) -> NoticeText {
     texts
         .iter()
         .find(|(l, _)| l.as_str() == lang)
@@ -81,19 +109,7 @@ impl<S: Store> Assent<S> {
             let terms = view.terms();
             let state = entry.and_then(|e| e.state(&view.purpose.id));
             let decision = decide(Some(&terms), state, now);
-            let data = current
-                .data_categories
-                .iter()
-                .map(|c| {
-                    catalog
-                        .data_categories
-                        .get(c)
-                        .and_then(|d| {
-                            d.names.iter().find(|(l, _)| l.as_str() == lang).or_else(|| d.names.iter().next())
-                        })
-                        .map_or_else(|| c.to_string(), |(_, name)| name.clone())
-                })
-                .collect();
+            let data = category_names(&catalog, &current.data_categories, lang);
             let mut changes = Vec::new();
             if decision.status == Status::ReconsentRequired
                 && let Some(old) = state.and_then(|s| s.version).and_then(|n| view.version(n))
@@ -156,13 +172,7 @@ impl<S: Store> Assent<S> {
         evidence: &PageEvidence,
     ) -> ServiceResult<WithdrawAllOut> {
         let principal = self.system_principal(&session.controller).await?;
-        let input = WithdrawAllInput {
-            method: Some("web".into()),
-            evidence: Some(evidence.to_json()),
-            jurisdiction: None,
-            language: Language::parse(lang).ok().map(|l| l.to_string()),
-        };
-        self.withdraw_all(&principal, session.subject.as_str(), input, gpc, None).await
+        self.withdraw_all(&principal, session.subject.as_str(), evidence.withdrawal("web", lang), gpc, None).await
     }
 
     /// Applies a browser's `Sec-GPC: 1` for the session's customer (recorded once).
@@ -173,13 +183,7 @@ impl<S: Store> Assent<S> {
         evidence: &PageEvidence,
     ) -> ServiceResult<WithdrawAllOut> {
         let principal = self.system_principal(&session.controller).await?;
-        let input = WithdrawAllInput {
-            method: Some("gpc".into()),
-            evidence: Some(evidence.to_json()),
-            jurisdiction: None,
-            language: Language::parse(lang).ok().map(|l| l.to_string()),
-        };
-        self.apply_gpc(&principal, session.subject.as_str(), input).await
+        self.apply_gpc(&principal, session.subject.as_str(), evidence.withdrawal("gpc", lang)).await
     }
 
     /// Validates a subject id for a page route.
@@ -249,17 +253,7 @@ impl<S: Store> Assent<S> {
         if view.purpose.model == ConsentModel::Necessary {
             return Ok(None);
         }
-        let data = current
-            .data_categories
-            .iter()
-            .map(|c| {
-                catalog
-                    .data_categories
-                    .get(c)
-                    .and_then(|d| d.names.iter().find(|(l, _)| l.as_str() == lang).or_else(|| d.names.iter().next()))
-                    .map_or_else(|| c.to_string(), |(_, name)| name.clone())
-            })
-            .collect();
+        let data = category_names(&catalog, &current.data_categories, lang);
         Ok(Some(PromptView {
             text: pick_text(&current.content.texts, lang),
             data,

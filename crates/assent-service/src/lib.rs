@@ -67,18 +67,7 @@ impl<S: Store> std::fmt::Debug for Assent<S> {
 impl<S: Store> Assent<S> {
     /// Opens the service over `store` and loads every controller's state into memory.
     pub async fn open(store: S, clock: Arc<dyn Clock>, keys: signing::KeyRing) -> ServiceResult<Self> {
-        let service = Self {
-            store,
-            clock,
-            controllers: RwLock::new(HashMap::new()),
-            api_keys: RwLock::new(HashMap::new()),
-            loading: tokio::sync::Mutex::new(()),
-            checkpointing: tokio::sync::Mutex::new(()),
-            ledger_keys: keys,
-            public_url: RwLock::new(None),
-            secure_cookies: std::sync::atomic::AtomicBool::new(false),
-            trust_proxy: std::sync::atomic::AtomicBool::new(false),
-        };
+        let service = Self::open_lazy(store, clock, keys);
         for controller in service.store.list_controllers().await? {
             service.load_controller(controller.id).await?;
         }

@@ -56,22 +56,8 @@ impl<S: Store> Assent<S> {
         let text = notice.and_then(|n| {
             n.content.texts.iter().find(|(l, _)| l.as_str() == language).or_else(|| n.content.texts.iter().next())
         });
-        let categories: Vec<String> = notice
-            .map(|n| {
-                n.data_categories
-                    .iter()
-                    .map(|c| {
-                        catalog
-                            .data_categories
-                            .get(c)
-                            .and_then(|d| {
-                                d.names.iter().find(|(l, _)| l.as_str() == language).map(|(_, name)| name.clone())
-                            })
-                            .unwrap_or_else(|| c.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let categories: Vec<String> =
+            notice.map(|n| crate::center::category_names(&catalog, &n.data_categories, &language)).unwrap_or_default();
         let sensitive = notice.is_some_and(|n| {
             n.data_categories.iter().any(|c| catalog.data_categories.get(c).is_some_and(|d| d.personal))
         });
