@@ -75,7 +75,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(e) => {
                 // Internals stay in the log; the client learns only that it failed and that
                 // nothing was acknowledged.
-                let chain = error_chain(&e);
+                let chain = assent_service::error::chain(&e);
                 tracing::error!(error = %chain, "storage failure");
                 let busy = matches!(e, StoreError::Backend(_));
                 Self::new(
@@ -87,17 +87,6 @@ impl From<ServiceError> for ApiError {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[derive(serde::Serialize)]

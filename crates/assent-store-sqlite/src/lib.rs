@@ -117,6 +117,29 @@ impl SqliteStore {
         Ok(Self { inner })
     }
 
+    /// Creates or replaces one catalog row (`data_categories` or `purposes`).
+    async fn upsert_catalog_row(
+        &self,
+        table: &'static str,
+        controller: ControllerId,
+        id: String,
+        body: String,
+    ) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO {table} (controller, id, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body"
+        );
+        self.inner
+            .writer
+            .submit(move |conn, _| {
+                conn.prepare_cached(&sql)
+                    .and_then(|mut s| s.execute(params![controller.as_str(), id, body]))
+                    .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Runs `f` on a pooled read connection, off the async runtime.
     async fn read<T: Send + 'static>(
         &self,
@@ -349,34 +372,12 @@ impl Store for SqliteStore {
 
     async fn put_data_category(&self, controller: ControllerId, category: DataCategory) -> StoreResult<()> {
         let body = to_json(&category)?;
-        self.inner
-            .writer
-            .submit(move |conn, _| {
-                conn.execute(
-                    "INSERT INTO data_categories (controller, id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
-                    params![controller.as_str(), category.id.as_str(), body],
-                )
-                .map_err(backend)?;
-                Ok(())
-            })
-            .await
+        self.upsert_catalog_row("data_categories", controller, category.id.to_string(), body).await
     }
 
     async fn put_purpose(&self, controller: ControllerId, purpose: Purpose) -> StoreResult<()> {
         let body = to_json(&purpose)?;
-        self.inner
-            .writer
-            .submit(move |conn, _| {
-                conn.execute(
-                    "INSERT INTO purposes (controller, id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
-                    params![controller.as_str(), purpose.id.as_str(), body],
-                )
-                .map_err(backend)?;
-                Ok(())
-            })
-            .await
+        self.upsert_catalog_row("purposes", controller, purpose.id.to_string(), body).await
     }
 
     async fn load_catalog(&self, controller: ControllerId) -> StoreResult<CatalogSnapshot> {

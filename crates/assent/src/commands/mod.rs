@@ -9,6 +9,7 @@ mod verify;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use assent_service::error::chain;
 use assent_service::{Assent, ServiceError, SystemClock};
 use assent_store_sqlite::SqliteStore;
 
@@ -78,17 +79,6 @@ async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, S
 /// Ledger keys live beside the database, one file per controller.
 fn keyring(settings: &Settings) -> assent_service::signing::KeyRing {
     assent_service::signing::KeyRing::new(settings.keys_dir.clone(), settings.origin_prefix.clone())
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// One line for a service error.

@@ -17,11 +17,6 @@ use crate::support::*;
 const ROUNDS: usize = 4;
 const WRITERS: usize = 32;
 
-fn notice() -> Value {
-    let t = json!({"title": "Ads", "what": "Sites you visit", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
-    json!({"texts": {"en": t, "es": t}, "retention_days": 180})
-}
-
 /// (seq, leaf_hash) of every event the server acknowledged with a 2xx.
 type Acked = Arc<Mutex<Vec<(u64, String)>>>;
 
@@ -72,24 +67,7 @@ async fn every_acknowledged_event_survives_kill_9() {
     let key = controller_with_admin_key(dir.path(), "crash");
     let server = Server::start(dir.path()).await;
     let client = reqwest::Client::new();
-    for (method, path, body) in [
-        (
-            "PUT",
-            "/v1/data-categories/browsing-history",
-            json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}),
-        ),
-        ("PUT", "/v1/purposes/ads", json!({"data_categories": ["browsing-history"], "targeted_advertising": true})),
-        ("POST", "/v1/purposes/ads/versions", notice()),
-    ] {
-        let r = client
-            .request(method.parse().unwrap(), format!("{}{path}", server.base))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    }
+    seed_catalog(&server.base, &key).await;
     server.kill_9();
 
     let acked: Acked = Arc::default();

@@ -81,3 +81,28 @@ impl Server {
         assert!(status.success(), "graceful shutdown exits 0, got {status}");
     }
 }
+
+/// Gives controller behind `key` one personal data category (`sites`) and one opt-in purpose
+/// (`ads`, targeted advertising) with a published notice in English and Spanish.
+pub async fn seed_catalog(base: &str, key: &str) {
+    let client = reqwest::Client::new();
+    let t = serde_json::json!({"title": "Ads", "what": "Sites you visit", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
+    for (method, path, body) in [
+        (
+            "PUT",
+            "/v1/data-categories/sites",
+            serde_json::json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}),
+        ),
+        ("PUT", "/v1/purposes/ads", serde_json::json!({"data_categories": ["sites"], "targeted_advertising": true})),
+        ("POST", "/v1/purposes/ads/versions", serde_json::json!({"texts": {"en": t, "es": t}, "retention_days": 180})),
+    ] {
+        let r = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+}

@@ -15,12 +15,7 @@ async fn ledger_with_history() -> (tempfile::TempDir, String, String) {
     let call = |method: &str, path: &str, body: Value| {
         client.request(method.parse().unwrap(), format!("{}{path}", server.base)).bearer_auth(&key).json(&body).send()
     };
-    let t = json!({"title": "Ads", "what": "Sites", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
-    call("PUT", "/v1/data-categories/sites", json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}))
-        .await
-        .unwrap();
-    call("PUT", "/v1/purposes/ads", json!({"data_categories": ["sites"]})).await.unwrap();
-    call("POST", "/v1/purposes/ads/versions", json!({"texts": {"en": t, "es": t}})).await.unwrap();
+    seed_catalog(&server.base, &key).await;
     for i in 0..30 {
         let r = call("POST", "/v1/consents", json!({"subject": format!("c{}", i % 9), "purpose": "ads", "version": 1, "action": if i % 3 == 2 { "withdraw" } else { "grant" }})).await.unwrap();
         assert!(r.status().is_success());
@@ -201,12 +196,7 @@ async fn the_readme_audit_walk_through_works() {
         .await
         .unwrap();
     assert_eq!(empty.lines().nth(1), Some("0"));
-    let t = json!({"title": "Ads", "what": "Sites", "how": "Pick ads", "benefit": "Relevant ads", "who": "Us", "retention": "6 months"});
-    call("PUT", "/v1/data-categories/sites", json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}))
-        .await
-        .unwrap();
-    call("PUT", "/v1/purposes/ads", json!({"data_categories": ["sites"]})).await.unwrap();
-    call("POST", "/v1/purposes/ads/versions", json!({"texts": {"en": t, "es": t}})).await.unwrap();
+    seed_catalog(&server.base, &key).await;
     let events: Vec<Value> = (0..1500)
         .map(|i| json!({"subject": format!("c{i}"), "purpose": "ads", "version": 1, "action": "grant"}))
         .collect();
