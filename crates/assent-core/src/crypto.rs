@@ -57,15 +57,52 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The value of each lowercase hex digit; 0xff for every other byte.
+#[allow(clippy::indexing_slicing)] // Const evaluation: an out-of-range index fails the build.
+const LOWER_HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        let digit = if i < 10 { b'0' + i } else { b'a' + i - 10 };
+        table[digit as usize] = i;
+        i += 1;
+    }
+    table
+};
+
+/// Exactly 64 lowercase hex digits, as the ledger writes them, read without branching per digit.
+pub fn from_lower_hex32(s: &[u8]) -> Option<Hash32> {
+    if s.len() != 64 {
+        return None;
+    }
+    let value = |b: u8| LOWER_HEX_VALUE.get(usize::from(b)).copied().unwrap_or(0xff);
+    let mut out = [0u8; 32];
+    let mut invalid = 0u8;
+    for (slot, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        if let [hi, lo] = pair {
+            let (hi, lo) = (value(*hi), value(*lo));
+            invalid |= (hi | lo) & 0xf0;
+            *slot = hi << 4 | (lo & 0x0f);
+        }
+    }
+    (invalid == 0).then_some(out)
+}
+
 pub fn from_hex32(s: &str) -> Option<Hash32> {
     if s.len() != 64 {
         return None;
     }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
     let mut out = [0u8; 32];
     for (slot, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        let hi = char::from(*pair.first()?).to_digit(16)?;
-        let lo = char::from(*pair.get(1)?).to_digit(16)?;
-        *slot = u8::try_from(hi * 16 + lo).ok()?;
+        if let [hi, lo] = pair {
+            *slot = digit(*hi)? << 4 | digit(*lo)?;
+        }
     }
     Some(out)
 }
@@ -73,6 +110,18 @@ pub fn from_hex32(s: &str) -> Option<Hash32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_hex_reads_only_lowercase_digits() {
+        let hash = sha256(b"x");
+        assert_eq!(from_lower_hex32(to_hex(&hash).as_bytes()), Some(hash));
+        assert_eq!(from_lower_hex32(to_hex(&hash).to_uppercase().as_bytes()), None);
+        for bad in ["g", "G", " ", "/", ":", "`", "\u{ff}"] {
+            let text = format!("{}{bad}", "0".repeat(63));
+            assert_eq!(from_lower_hex32(text.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(from_lower_hex32(&[b'0'; 62]), None);
+    }
 
     #[test]
     fn leaf_hash_matches_rfc6962_empty_leaf_vector() {

@@ -9,7 +9,8 @@ use crate::error::ValidationErrors;
 pub const MAX_SUBJECT_ID_BYTES: usize = 256;
 const MAX_SLUG_BYTES: usize = 64;
 
-fn check_slug(value: &str, what: &str) -> Result<(), String> {
+/// Checks `value` is a slug id (the invariant of every id type here) without allocating.
+pub fn check_slug(value: &str, what: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{what} must not be empty"));
     }

@@ -35,36 +35,28 @@ pub(crate) fn load_states(conn: &Connection, controller: &ControllerId) -> Store
             "SELECT subject, purpose, action, version, since, method, seq FROM consent_state WHERE controller = ?1",
         )
         .map_err(backend)?;
-    let rows = stmt
-        .query_map([controller.as_str()], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })
-        .map_err(backend)?;
-    rows.map(|row| {
-        let (subject, purpose, action, version, since, method, seq) = row.map_err(backend)?;
-        Ok(StoredState {
-            subject: Pseudonym(hash32(&subject, "subject")?),
-            purpose: PurposeId::parse(&purpose).map_err(StoreError::Corrupt)?,
+    let mut rows = stmt.query([controller.as_str()]).map_err(backend)?;
+    let mut out = Vec::new();
+    // Columns are borrowed rather than copied: the audit loads every state of a controller.
+    while let Some(r) = rows.next().map_err(backend)? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend);
+        let subject = r.get_ref(0).and_then(|v| v.as_blob().map_err(Into::into)).map_err(backend)?;
+        let version: Option<i64> = r.get(3).map_err(backend)?;
+        out.push(StoredState {
+            subject: Pseudonym(hash32(subject, "subject")?),
+            purpose: PurposeId::parse(text(1)?).map_err(StoreError::Corrupt)?,
             state: ConsentState {
-                action: Action::parse(&action).map_err(StoreError::Corrupt)?,
+                action: Action::parse(text(2)?).map_err(StoreError::Corrupt)?,
                 version: version
                     .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("version out of range".into())))
                     .transpose()?,
-                since: Timestamp::from_unix_millis(since),
-                method: Method::parse_any(&method).map_err(StoreError::Corrupt)?,
-                seq: seq_from_sql(seq)?,
+                since: Timestamp::from_unix_millis(r.get(4).map_err(backend)?),
+                method: Method::parse_any(text(5)?).map_err(StoreError::Corrupt)?,
+                seq: seq_from_sql(r.get(6).map_err(backend)?)?,
             },
-        })
-    })
-    .collect()
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn read_checkpoints(

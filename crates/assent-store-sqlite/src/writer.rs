@@ -152,6 +152,11 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Job>, options: SqliteOptions) 
         }
         run_group(&conn, jobs);
     }
+    // Every handle is gone: fold the WAL into the database so the next open (often an audit)
+    // starts from one file.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
 }
 
 fn run_group(conn: &Connection, jobs: Vec<Job>) {

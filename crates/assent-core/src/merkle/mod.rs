@@ -367,7 +367,42 @@ impl MemoryTree {
         if let Some(leaves) = self.levels.first_mut() {
             leaves.push(leaf);
         }
-        for (level, index) in completed_by(n) {
+        self.complete_above(n, 0);
+    }
+
+    /// Appends `chunk`, a tree built separately (say on another thread) over the leaves that come
+    /// next, and computes the nodes above it that it completes. Returns `false`, changing
+    /// nothing, unless this tree's size is a multiple of `2^height` of `chunk` (so each of its
+    /// subtrees is one of this tree's).
+    pub fn append_aligned(&mut self, chunk: MemoryTree) -> bool {
+        let added = chunk.size();
+        let height = chunk.levels.len().saturating_sub(1);
+        let Some(span) = u32::try_from(height).ok().and_then(|h| 1u64.checked_shl(h)) else {
+            return false;
+        };
+        let size = self.size();
+        if added == 0 || !size.is_multiple_of(span) {
+            return added == 0;
+        }
+        if self.levels.len() < chunk.levels.len() {
+            self.levels.resize_with(chunk.levels.len(), Vec::new);
+        }
+        for (mine, theirs) in self.levels.iter_mut().zip(chunk.levels) {
+            mine.extend(theirs);
+        }
+        // The chunk holds fewer than 2^(height+1) leaves, so at most one of them completes nodes
+        // above its height: the one whose count is the first multiple of 2^(height+1) past `size`.
+        let step = span * 2;
+        let count = (size / step + 1) * step;
+        if count <= size + added {
+            self.complete_above(count - 1, height);
+        }
+        true
+    }
+
+    /// Computes the nodes above `from_level` that leaf `n` completes.
+    fn complete_above(&mut self, n: u64, from_level: usize) {
+        for (level, index) in completed_by(n).filter(|(l, _)| usize::from(*l) > from_level) {
             let l = usize::from(level);
             let children = self.levels.get(l - 1);
             let (Some(left), Some(right)) = (

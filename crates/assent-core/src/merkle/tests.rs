@@ -205,3 +205,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn trees_built_in_aligned_chunks_equal_trees_built_leaf_by_leaf(
+        chunk_bits in 0u32..6, whole_chunks in 0u64..9, tail in 0u64..64,
+    ) {
+        let chunk = 1u64 << chunk_bits;
+        let total = whole_chunks * chunk + tail % chunk;
+        let mut one_by_one = MemoryTree::default();
+        let mut chunked = MemoryTree::default();
+        let mut start = 0;
+        while start < total {
+            let end = (start + chunk).min(total);
+            let mut part = MemoryTree::default();
+            for i in start..end {
+                one_by_one.push(leaf_hash(&i.to_be_bytes()));
+                part.push(leaf_hash(&i.to_be_bytes()));
+            }
+            prop_assert!(chunked.append_aligned(part));
+            start = end;
+        }
+        prop_assert_eq!(&chunked.levels, &one_by_one.levels);
+    }
+
+    #[test]
+    fn a_misaligned_chunk_is_refused(offset in 1u64..8) {
+        let mut tree = MemoryTree::default();
+        (0..offset).for_each(|i| tree.push(leaf_hash(&i.to_be_bytes())));
+        let mut part = MemoryTree::default();
+        (0..8u64).for_each(|i| part.push(leaf_hash(&i.to_be_bytes())));
+        let before = tree.levels.clone();
+        prop_assert!(!tree.append_aligned(part));
+        prop_assert_eq!(tree.levels, before);
+    }
+}

@@ -47,8 +47,13 @@ pub async fn serve(
             }
         }
     });
-    let router = assent_http::router(service);
-    assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
+    let router = assent_http::router(Arc::clone(&service));
+    assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
+    // Leave one file behind: a backup or an audit of a stopped server then reads no WAL.
+    if let Err(e) = service.store().fold_wal().await {
+        tracing::warn!(error = %e, "could not fold the WAL into the database at shutdown");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -9,17 +9,19 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use assent_core::crypto::{Hash32, leaf_hash, subject_pseudonym};
+use assent_core::encoding::{EntryView, decode_view};
 use assent_core::event::Pseudonym;
 use assent_core::merkle::{self, MemoryTree};
 use assent_core::note::{Checkpoint, Verifier};
-use assent_core::{ConsentState, ControllerId, LedgerEntry, PurposeId};
+use assent_core::{ConsentState, ControllerId, PurposeId};
 use assent_store::Store;
 use assent_store_sqlite::SqliteStore;
 
 use super::{describe, keyring, open_store};
 use crate::config::Settings;
 
-const CHUNK: u64 = 50_000;
+/// Entries per unit of parallel work; a power of two, so each chunk is whole Merkle subtrees.
+const CHUNK: u64 = 1 << 16;
 
 /// Pseudonyms are uniformly random already: hashing their first bytes with a multiply is
 /// enough for an offline tool, and several times faster than SipHash.
@@ -123,21 +125,30 @@ async fn verify_controller(
         total: size,
         last: Instant::now(),
     };
+    // Subjects and stored states are loaded and checked beside the ledger scan.
+    let subjects_task = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            let subjects = store.load_subjects(id).await?;
+            tokio::task::spawn_blocking(move || check_subjects(&subjects))
+                .await
+                .map_err(|e| Finding(format!("the subject check failed: {e}")))?
+        })
+    };
+    let stored_states = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move { store.load_states(id).await.map_err(Finding::from) })
+    };
     let mut tree = MemoryTree::default();
-    let mut states: FastMap<(Pseudonym, PurposeId), ConsentState> = FastMap::default();
-    let mut next = 0u64;
+    let mut states: FastMap<(Pseudonym, u32), ConsentState> = FastMap::default();
+    let mut purposes: HashMap<PurposeId, u32> = HashMap::new();
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    // Chunks are read and checked (hashing, decoding) on the blocking pool, a few at a time,
-    // while this task folds and builds the tree from finished chunks in order.
+    // Chunks are read, re-hashed, decoded and turned into Merkle subtrees on the blocking pool,
+    // a few at a time, while this task joins the finished ones in order.
     let spawn_chunk = |start: u64| {
         let (store, id) = (store.clone(), id.clone());
         let end = (start + CHUNK).min(size);
-        tokio::spawn(async move {
-            let entries = store.entries(id.clone(), start, end).await.map_err(Finding::from)?;
-            tokio::task::spawn_blocking(move || check_entries(entries, &id))
-                .await
-                .map_err(|e| Finding(format!("a checker failed: {e}")))?
-        })
+        tokio::task::spawn_blocking(move || check_chunk(&store, &id, start, end))
     };
     let mut in_flight = std::collections::VecDeque::new();
     let mut next_start = 0u64;
@@ -146,147 +157,191 @@ async fn verify_controller(
         next_start += CHUNK;
     }
     while let Some(task) = in_flight.pop_front() {
-        let checked = task.await.map_err(|e| Finding(format!("a reader failed: {e}")))??;
+        let chunk = task.await.map_err(|e| Finding(format!("a checker failed: {e}")))??;
         if next_start < size {
             in_flight.push_back(spawn_chunk(next_start));
             next_start += CHUNK;
         }
-        if checked.is_empty() {
-            return Err(Finding(format!("entry {next} is missing")));
+        if let Some(problem) = chunk.problem {
+            return Err(problem);
         }
-        for c in checked {
-            let c = match c {
-                Ok(c) => c,
-                // A gap before a bad entry is the first problem.
-                Err((seq, _)) if seq != next => {
-                    return Err(Finding(format!("entry {next} is missing (the next stored entry is {seq})")));
+        if !tree.append_aligned(chunk.tree) {
+            return Err(Finding(format!("entry {}: chunk is not aligned (a bug in verify)", tree.size())));
+        }
+        // Subtrees wider than a chunk can only be checked once the chunks below are joined.
+        for (seq, level, stored) in chunk.high_nodes {
+            let index = ((seq + 1) >> level) - 1;
+            if tree.node(level, index) != Some(stored) {
+                return Err(subtree_mismatch(seq));
+            }
+        }
+        let global: Vec<u32> = chunk
+            .purposes
+            .into_iter()
+            .map(|p| {
+                let next = u32::try_from(purposes.len()).unwrap_or(u32::MAX);
+                *purposes.entry(p).or_insert(next)
+            })
+            .collect();
+        for (subject, local, state) in chunk.states {
+            let key = (subject, global.get(local as usize).copied().unwrap_or(u32::MAX));
+            match states.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut held) => {
+                    if state.supersedes(Some(held.get())) {
+                        held.insert(state);
+                    }
                 }
-                Err((_, finding)) => return Err(finding),
-            };
-            if c.seq != next {
-                return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", c.seq)));
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(state);
+                }
             }
-            if let Some((key, state)) = c.state
-                && state.supersedes(states.get(&key))
-            {
-                states.insert(key, state);
-            }
-            tree.push(c.leaf);
-            // The subtree hashes stored with this entry must be the ones the entries so far
-            // produce: a difference means entries were altered, removed or reordered.
-            let expected = merkle::completed_by(c.seq).map(|(l, i)| tree.node(l, i));
-            if !expected.map(|h| h.unwrap_or([0; 32])).eq(c.nodes.iter().copied()) {
-                return Err(Finding(format!(
-                    "entry {}: its stored Merkle subtree hashes do not match the entries up to it: entries were altered, removed or reordered",
-                    c.seq
-                )));
-            }
-            next += 1;
         }
-        progress.tick(next);
+        progress.tick(tree.size());
+    }
+    if tree.size() != size {
+        return Err(Finding(format!("entry {} is missing", tree.size())));
     }
     progress.finish();
 
     let checkpoints = check_checkpoints(store, id, verifier, &tree).await?;
 
-    // Subjects: each pseudonym must be the keyed hash of its id (the link is intact).
-    let subjects = store.load_subjects(id.clone()).await?;
-    let per_worker = subjects.len().div_ceil(workers).max(1);
-    let broken = std::thread::scope(|scope| {
-        let handles: Vec<_> = subjects
-            .chunks(per_worker)
-            .map(|part| {
-                scope.spawn(|| {
-                    part.iter().find(|s| subject_pseudonym(&s.secret, s.id.as_str()) != s.pseudonym.0).map(|s| s.number)
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok().flatten()).min()
-    });
-    if let Some(number) = broken {
-        return Err(Finding(format!("subject number {number}: its pseudonym does not match its secret")));
-    }
-    let living: FastSet<_> = subjects.iter().map(|s| s.pseudonym).collect();
-    // State: the stored projection equals the fold of the ledger, less erased subjects.
-    let rebuilt: FastMap<_, _> = states.into_iter().filter(|((subject, _), _)| living.contains(subject)).collect();
-    let stored: FastMap<_, _> =
-        store.load_states(id.clone()).await?.into_iter().map(|s| ((s.subject, s.purpose), s.state)).collect();
-    for (key, state) in &rebuilt {
-        match stored.get(key) {
-            Some(s) if s == state => {}
-            Some(s) => {
-                return Err(Finding(format!(
-                    "entry {}: stored state for purpose `{}` says {} from entry {}, the ledger says {} from entry {}",
-                    state.seq,
-                    key.1,
-                    s.action.as_str(),
-                    s.seq,
+    let (living, subject_count) =
+        subjects_task.await.map_err(|e| Finding(format!("the subject check failed: {e}")))??;
+    // State: the stored projection equals the fold of the ledger, less erased subjects. Each
+    // stored state is matched off against the rebuilt one; the problem with the lowest
+    // sequence number is the one reported.
+    states.retain(|(subject, _), _| living.contains(subject));
+    let names: HashMap<u32, &PurposeId> = purposes.iter().map(|(p, i)| (*i, p)).collect();
+    let name = |index: &u32| names.get(index).map_or("?", |p| p.as_str());
+    let mut first_problem: Option<(u64, String)> = None;
+    let mut note = |seq: u64, what: String| {
+        if first_problem.as_ref().is_none_or(|(s, _)| seq < *s) {
+            first_problem = Some((seq, what));
+        }
+    };
+    let mut stored_count = 0;
+    for s in stored_states.await.map_err(|e| Finding(format!("loading states failed: {e}")))?? {
+        stored_count += 1;
+        let rebuilt = purposes.get(&s.purpose).and_then(|index| states.remove(&(s.subject, *index)));
+        match rebuilt {
+            Some(state) if state == s.state => {}
+            Some(state) => note(
+                state.seq.min(s.state.seq),
+                format!(
+                    "stored state for purpose `{}` says {} from entry {}, the ledger says {} from entry {}",
+                    s.purpose,
+                    s.state.action.as_str(),
+                    s.state.seq,
                     state.action.as_str(),
                     state.seq
-                )));
-            }
+                ),
+            ),
             None => {
-                return Err(Finding(format!(
-                    "entry {}: its state for purpose `{}` is missing from storage",
-                    state.seq, key.1
-                )));
+                note(s.state.seq, format!("stored state for purpose `{}` has no ledger entry behind it", s.purpose))
             }
         }
     }
-    if let Some((key, s)) = stored.iter().find(|(k, _)| !rebuilt.contains_key(*k)) {
-        return Err(Finding(format!(
-            "entry {}: stored state for purpose `{}` has no ledger entry behind it",
-            s.seq, key.1
-        )));
+    for (key, state) in &states {
+        note(state.seq, format!("its state for purpose `{}` is missing from storage", name(&key.1)));
     }
-    Ok((size, checkpoints, subjects.len(), stored.len()))
+    if let Some((seq, what)) = first_problem {
+        return Err(Finding(format!("entry {seq}: {what}")));
+    }
+    Ok((size, checkpoints, subject_count, stored_count))
 }
 
-/// One entry, checked: its leaf hash and the state it contributes.
-struct Checked {
-    seq: u64,
-    leaf: Hash32,
-    nodes: Vec<Hash32>,
-    state: Option<((Pseudonym, PurposeId), ConsentState)>,
+/// Each subject's pseudonym must be the keyed hash of its id (the link is intact). Returns the
+/// pseudonyms of living subjects and how many there are.
+fn check_subjects(subjects: &[assent_store::SubjectRecord]) -> Result<(FastSet<Pseudonym>, usize), Finding> {
+    if let Some(s) = subjects.iter().find(|s| subject_pseudonym(&s.secret, s.id.as_str()) != s.pseudonym.0) {
+        return Err(Finding(format!("subject number {}: its pseudonym does not match its secret", s.number)));
+    }
+    Ok((subjects.iter().map(|s| s.pseudonym).collect(), subjects.len()))
 }
 
-/// An entry checked, or the sequence number and problem of one that failed.
-type CheckedEntry = Result<Checked, (u64, Finding)>;
-
-/// Checks every entry of a chunk; a failure is kept in its place, so the fold reports problems
-/// in sequence order.
-fn check_entries(entries: Vec<assent_store::StoredEntry>, id: &ControllerId) -> Result<Vec<CheckedEntry>, Finding> {
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            let seq = e.seq;
-            check_entry(e, id).map_err(|f| (seq, f))
-        })
-        .collect())
+fn subtree_mismatch(seq: u64) -> Finding {
+    Finding(format!(
+        "entry {seq}: its stored Merkle subtree hashes do not match the entries up to it: entries were altered, removed or reordered"
+    ))
 }
 
-fn check_entry(e: assent_store::StoredEntry, id: &ControllerId) -> Result<Checked, Finding> {
-    {
-        {
-            if leaf_hash(&e.bytes) != e.leaf_hash {
-                return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", e.seq)));
-            }
-            let entry = assent_core::encoding::decode(&e.bytes)
-                .map_err(|err| Finding(format!("entry {}: not a valid canonical entry: {err}", e.seq)))?;
-            let (owner, state) = match entry {
-                LedgerEntry::Consent(c) => {
-                    let state = ConsentState::from_event(&c, e.seq);
-                    (c.controller, Some(((c.subject, c.purpose), state)))
+/// What one chunk of entries contributes, or the first problem in it.
+#[derive(Default)]
+struct CheckedChunk {
+    /// The Merkle tree over the chunk's leaves alone; its start is a multiple of [`CHUNK`].
+    tree: MemoryTree,
+    /// Stored subtree hashes wider than the chunk: `(seq, level, hash)`.
+    high_nodes: Vec<(u64, u8, Hash32)>,
+    /// Purposes named in the chunk; states refer to them by position.
+    purposes: Vec<PurposeId>,
+    states: Vec<(Pseudonym, u32, ConsentState)>,
+    /// The first problem, in sequence order; nothing after it is checked.
+    problem: Option<Finding>,
+}
+
+/// Checks entries `start..end`: each is present, its bytes hash to its leaf hash and decode to
+/// an entry of this controller, and the subtree hashes stored with it are the ones the entries
+/// produce.
+fn check_chunk(store: &SqliteStore, id: &ControllerId, start: u64, end: u64) -> Result<CheckedChunk, Finding> {
+    let mut chunk = CheckedChunk::default();
+    chunk.states.reserve(usize::try_from(end - start).unwrap_or(0));
+    let chunk_height = CHUNK.trailing_zeros();
+    let mut next = start;
+    let scanned = store.scan_ledger(id, start, end, |row| {
+        if row.seq != next {
+            return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", row.seq)));
+        }
+        next += 1;
+        if leaf_hash(row.bytes) != row.leaf_hash {
+            return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", row.seq)));
+        }
+        let entry = decode_view(row.bytes)
+            .map_err(|err| Finding(format!("entry {}: not a valid canonical entry: {err}", row.seq)))?;
+        if entry.controller() != id.as_str() {
+            return Err(Finding(format!("entry {}: belongs to controller `{}`", row.seq, entry.controller())));
+        }
+        if let EntryView::Consent(c) = entry {
+            let local = match chunk.purposes.iter().position(|p| p.as_str() == c.purpose) {
+                Some(i) => i,
+                None => {
+                    let purpose =
+                        PurposeId::parse(c.purpose).map_err(|e| Finding(format!("entry {}: {e}", row.seq)))?;
+                    chunk.purposes.push(purpose);
+                    chunk.purposes.len() - 1
                 }
-                LedgerEntry::Notice(n) => (n.controller, None),
-                LedgerEntry::Erasure(x) => (x.controller, None),
             };
-            if &owner != id {
-                return Err(Finding(format!("entry {}: belongs to controller `{owner}`", e.seq)));
-            }
-            Ok(Checked { seq: e.seq, leaf: e.leaf_hash, nodes: e.nodes, state })
+            let state = ConsentState {
+                action: c.action,
+                version: c.version,
+                since: c.recorded_at,
+                method: c.method,
+                seq: row.seq,
+            };
+            chunk.states.push((c.subject, u32::try_from(local).unwrap_or(u32::MAX), state));
         }
+        chunk.tree.push(row.leaf_hash);
+        // The subtree hashes stored with this entry must be the ones the entries so far produce:
+        // a difference means entries were altered, removed or reordered.
+        let completed = merkle::completed_by(row.seq);
+        if (row.seq + 1).trailing_zeros() as usize * 32 != row.nodes.len() {
+            return Err(subtree_mismatch(row.seq));
+        }
+        for ((level, index), stored) in completed.zip(row.nodes.chunks_exact(32)) {
+            let stored: Hash32 = stored.try_into().unwrap_or([0; 32]);
+            if u32::from(level) > chunk_height {
+                chunk.high_nodes.push((row.seq, level, stored));
+            } else if chunk.tree.node(level, index - (start >> level)) != Some(stored) {
+                return Err(subtree_mismatch(row.seq));
+            }
+        }
+        Ok(())
+    })?;
+    if let Err(problem) = scanned {
+        chunk.problem = Some(problem);
+    } else if next < end {
+        chunk.problem = Some(Finding(format!("entry {next} is missing")));
     }
+    Ok(chunk)
 }
 
 async fn check_checkpoints(
