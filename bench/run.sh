@@ -90,7 +90,7 @@ start_assent() {
     [[ "$p" == analytics ]] && body='{"model":"opt-out","data_categories":["network-stats"]}'
     curl -sf -X PUT "$BASE/v1/purposes/$p" "${auth[@]}" -d "$body" >/dev/null
     curl -sf -X POST "$BASE/v1/purposes/$p/versions" "${auth[@]}" \
-      -d "{\"texts\":{\"en\":$text,\"es\":$text},\"retention_days\":30}" >/dev/null
+      -d "{\"texts\":{\"en\":$text,\"es\":$text},\"retention_days\":30,\"recipients\":[{\"name\":\"Bench Co\",\"role\":\"uses it\"}]}" >/dev/null
   done
 }
 

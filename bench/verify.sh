@@ -32,7 +32,8 @@ t = {"title": "T", "what": "W", "how": "H", "benefit": "B", "who": "O", "retenti
 call(c, "PUT", "/v1/data-categories/d", {"personal": True, "names": {"en": "d", "es": "d"}})
 for p in ["ads", "offers"]:
     call(c, "PUT", f"/v1/purposes/{p}", {"data_categories": ["d"]})
-    call(c, "POST", f"/v1/purposes/{p}/versions", {"texts": {"en": t, "es": t}})
+    call(c, "POST", f"/v1/purposes/{p}/versions",
+         {"texts": {"en": t, "es": t}, "retention_days": 30, "recipients": [{"name": "Bench Co", "role": "uses it"}]})
 batches = n // 1000
 def worker(start):
     conn = http.client.HTTPConnection("127.0.0.1", port)

@@ -51,8 +51,13 @@ pub struct Purpose {
     pub data_categories: Vec<DataCategoryId>,
     pub sale_or_sharing: bool,
     pub targeted_advertising: bool,
-    /// A grant lapses this many days after it was given; `None` means it does not lapse.
+    /// A grant lapses this many days after it was given; `None` means it does not lapse
+    /// (unless a profile sets a refresh period).
     pub max_age_days: Option<u32>,
+    /// Marked when the controller would refuse service to a customer who says no. Maine
+    /// forbids it; the lint says so.
+    #[serde(default)]
+    pub condition_of_service: bool,
 }
 
 impl Purpose {
@@ -134,26 +139,10 @@ pub struct NoticeContent {
 }
 
 impl NoticeContent {
-    /// A notice cannot be published unless it says what, how, benefit, who and how long in
-    /// every language the controller declares. Every missing field is named, not just the first.
-    pub fn validate(&self, languages: &[Language]) -> Result<(), ValidationErrors> {
+    /// Checks what the lint does not: every recipient has a name and a role. Whether the
+    /// notice says enough, in every language, is the lint's job (`lint::lint_notice`).
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        for language in languages {
-            match self.texts.get(language) {
-                None => {
-                    for field in NoticeText::FIELDS {
-                        errors.push(format!("texts.{language}.{field}"), "is required");
-                    }
-                }
-                Some(text) => {
-                    for field in NoticeText::FIELDS {
-                        if text.field(field).trim().is_empty() {
-                            errors.push(format!("texts.{language}.{field}"), "is required and must not be empty");
-                        }
-                    }
-                }
-            }
-        }
         for (i, r) in self.recipients.iter().enumerate() {
             if r.name.trim().is_empty() {
                 errors.push(format!("recipients[{i}].name"), "is required and must not be empty");
@@ -275,6 +264,7 @@ impl NoticeVersion {
             sale_or_sharing: self.sale_or_sharing,
             targeted_advertising: self.targeted_advertising,
             max_age_days: None,
+            condition_of_service: false,
         };
         Self::content_hash(&purpose, self.version, &self.content) == self.hash
     }
@@ -300,32 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn a_notice_missing_fields_names_every_one_of_them() {
-        let mut en = text("x");
-        en.benefit = " ".into();
-        let content = NoticeContent {
-            texts: BTreeMap::from([(Language::parse("en").unwrap(), en)]),
-            recipients: vec![],
-            retention_days: Some(30),
-            material: false,
-        };
-        let errors = content.validate(&langs()).unwrap_err();
-        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "texts.en.benefit",
-                "texts.es.title",
-                "texts.es.what",
-                "texts.es.how",
-                "texts.es.benefit",
-                "texts.es.who",
-                "texts.es.retention"
-            ]
-        );
-    }
-
-    #[test]
     fn opt_out_purposes_may_not_use_personal_data() {
         let cat = DataCategory {
             id: DataCategoryId::parse("precise-location").unwrap(),
@@ -341,6 +305,7 @@ mod tests {
             sale_or_sharing: false,
             targeted_advertising: false,
             max_age_days: None,
+            condition_of_service: false,
         };
         let errors = purpose.validate(&categories).unwrap_err();
         assert_eq!(errors.0[0].field, "model");
@@ -357,6 +322,7 @@ mod tests {
             sale_or_sharing: false,
             targeted_advertising: true,
             max_age_days: None,
+            condition_of_service: false,
         };
         let content = NoticeContent {
             texts: BTreeMap::from([(Language::parse("en").unwrap(), text("a"))]),

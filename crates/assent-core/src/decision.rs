@@ -75,6 +75,9 @@ pub struct PurposeTerms<'a> {
     pub current_version: Option<u32>,
     /// The newest version published as (or detected to be) a material change.
     pub last_material_version: Option<u32>,
+    /// A grant lapses this many days after it was given: the purpose's own `max_age_days`, or
+    /// the refresh period of a profile the controller is bound by.
+    pub max_age_days: Option<u32>,
 }
 
 /// The status of a subject on a purpose at `now`, from its recorded state alone.
@@ -86,7 +89,7 @@ pub fn status(terms: &PurposeTerms<'_>, state: Option<&ConsentState>, now: Times
         Action::Withdraw => Status::Withdrawn,
         Action::Expire => Status::Expired,
         Action::Grant => {
-            let lapsed = terms.purpose.max_age_days.is_some_and(|days| now >= state.since.plus_days(days));
+            let lapsed = lapses_at(terms, state).is_some_and(|at| now >= at);
             let stale = match (state.version, terms.last_material_version) {
                 (Some(granted), Some(material)) => granted < material,
                 (None, Some(_)) => true,
@@ -100,6 +103,16 @@ pub fn status(terms: &PurposeTerms<'_>, state: Option<&ConsentState>, now: Times
                 Status::Granted
             }
         }
+    }
+}
+
+/// When a grant recorded in `state` lapses under `terms`, if it does. The expiry sweeper records
+/// an `expire` event for every grant whose moment has passed; decisions say `expired` from that
+/// moment on, swept or not.
+pub fn lapses_at(terms: &PurposeTerms<'_>, state: &ConsentState) -> Option<Timestamp> {
+    match state.action {
+        Action::Grant => terms.max_age_days.map(|days| state.since.plus_days(days)),
+        Action::Withdraw | Action::Expire => None,
     }
 }
 
@@ -138,6 +151,7 @@ mod tests {
             sale_or_sharing: false,
             targeted_advertising: false,
             max_age_days,
+            condition_of_service: false,
         }
     }
 
@@ -156,7 +170,12 @@ mod tests {
     #[test]
     fn opt_in_denies_without_a_record_and_for_unknown_purposes() {
         let p = purpose(ConsentModel::OptIn, None);
-        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
+        let terms = PurposeTerms {
+            purpose: &p,
+            current_version: Some(1),
+            last_material_version: None,
+            max_age_days: p.max_age_days,
+        };
         let d = decide(Some(&terms), None, NOW);
         assert_eq!((d.allowed, d.reason), (false, Reason::NotAsked));
         let d = decide(None, None, NOW);
@@ -166,7 +185,12 @@ mod tests {
     #[test]
     fn grants_allow_until_they_lapse() {
         let p = purpose(ConsentModel::OptIn, Some(5));
-        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
+        let terms = PurposeTerms {
+            purpose: &p,
+            current_version: Some(1),
+            last_material_version: None,
+            max_age_days: p.max_age_days,
+        };
         let fresh = state(Action::Grant, 1, 6 * 86_400_000);
         assert_eq!(decide(Some(&terms), Some(&fresh), NOW).reason, Reason::Granted);
         let old = state(Action::Grant, 1, 5 * 86_400_000);
@@ -177,7 +201,12 @@ mod tests {
     #[test]
     fn a_newer_material_version_requires_consent_again() {
         let p = purpose(ConsentModel::OptIn, None);
-        let terms = PurposeTerms { purpose: &p, current_version: Some(3), last_material_version: Some(2) };
+        let terms = PurposeTerms {
+            purpose: &p,
+            current_version: Some(3),
+            last_material_version: Some(2),
+            max_age_days: p.max_age_days,
+        };
         assert_eq!(decide(Some(&terms), Some(&state(Action::Grant, 1, 0)), NOW).reason, Reason::ReconsentRequired);
         assert_eq!(decide(Some(&terms), Some(&state(Action::Grant, 2, 0)), NOW).reason, Reason::Granted);
     }
@@ -185,12 +214,22 @@ mod tests {
     #[test]
     fn opt_out_and_necessary_purposes() {
         let p = purpose(ConsentModel::OptOut, None);
-        let terms = PurposeTerms { purpose: &p, current_version: Some(1), last_material_version: None };
+        let terms = PurposeTerms {
+            purpose: &p,
+            current_version: Some(1),
+            last_material_version: None,
+            max_age_days: p.max_age_days,
+        };
         assert_eq!(decide(Some(&terms), None, NOW).reason, Reason::NotObjected);
         let d = decide(Some(&terms), Some(&state(Action::Withdraw, 1, 0)), NOW);
         assert_eq!((d.allowed, d.reason), (false, Reason::Withdrawn));
         let n = purpose(ConsentModel::Necessary, None);
-        let terms = PurposeTerms { purpose: &n, current_version: Some(1), last_material_version: None };
+        let terms = PurposeTerms {
+            purpose: &n,
+            current_version: Some(1),
+            last_material_version: None,
+            max_age_days: n.max_age_days,
+        };
         assert!(decide(Some(&terms), Some(&state(Action::Withdraw, 1, 0)), NOW).allowed);
     }
 }

@@ -8,11 +8,14 @@ use std::fmt;
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// A stable code for rules a client may want to act on, such as the notice lint's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), code: None }
     }
 }
 
@@ -28,6 +31,10 @@ impl ValidationErrors {
 
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn push_coded(&mut self, code: &'static str, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { code: Some(code), ..FieldError::new(field, message) });
     }
 
     pub fn is_empty(&self) -> bool {

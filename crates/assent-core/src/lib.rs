@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod jws;
+pub mod lint;
 pub mod merkle;
 pub mod note;
 pub mod receipt;

@@ -4,7 +4,7 @@ use assent_core::{ControllerId, Language, ValidationErrors};
 use assent_store::{Controller, Store, StoreError};
 
 use crate::memory::{read, write};
-use crate::{Assent, DEFAULT_LANGUAGES, KNOWN_PROFILES, Principal, ServiceError, ServiceResult};
+use crate::{Assent, DEFAULT_LANGUAGES, Principal, ServiceError, ServiceResult};
 
 /// What may be set on a controller. Fields left out keep their value.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -56,9 +56,8 @@ fn parse_languages(raw: &[String], errors: &mut ValidationErrors) -> Vec<Languag
 fn parse_profiles(raw: &[String], errors: &mut ValidationErrors) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, p) in raw.iter().enumerate() {
-        if !KNOWN_PROFILES.contains(&p.as_str()) {
-            errors
-                .push(format!("profiles[{i}]"), format!("unknown profile `{p}`; known: {}", KNOWN_PROFILES.join(", ")));
+        if let Err(e) = assent_core::lint::Profile::parse(p) {
+            errors.push(format!("profiles[{i}]"), e);
         } else if !out.contains(p) {
             out.push(p.clone());
         }
@@ -163,6 +162,7 @@ impl<S: Store> Assent<S> {
         errors.into_result(())?;
         self.store.update_controller(updated.clone()).await?;
         *write(&principal.controller.info) = updated.clone();
+        self.refresh_terms(&principal.controller);
         Ok(ControllerView::from(&updated))
     }
 }

@@ -8,6 +8,8 @@ use assent_core::event::NoticePublication;
 use assent_core::{DataCategory, DataCategoryId, Language, LedgerEntry, Purpose, PurposeId, ValidationErrors};
 use assent_store::{AppendBatch, NewEntry, Scope, Store, StoreError};
 
+use assent_core::lint::{Finding, LintOptions, NoticeDraft, Profile, Severity, lint_notice, material_changes};
+
 use crate::memory::{CatalogView, PurposeView, read, write};
 use crate::{Assent, Principal, ServiceError, ServiceResult};
 
@@ -33,9 +35,11 @@ pub struct PurposeInput {
     pub targeted_advertising: bool,
     #[serde(default)]
     pub max_age_days: Option<u32>,
+    #[serde(default)]
+    pub condition_of_service: bool,
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoticeInput {
     pub texts: BTreeMap<String, NoticeText>,
@@ -56,6 +60,7 @@ pub struct PurposeOut {
     pub sale_or_sharing: bool,
     pub targeted_advertising: bool,
     pub max_age_days: Option<u32>,
+    pub condition_of_service: bool,
     pub current_version: Option<u32>,
     pub versions: Vec<u32>,
 }
@@ -70,6 +75,7 @@ impl From<&PurposeView> for PurposeOut {
             sale_or_sharing: p.sale_or_sharing,
             targeted_advertising: p.targeted_advertising,
             max_age_days: p.max_age_days,
+            condition_of_service: p.condition_of_service,
             current_version: v.current_version().map(|n| n.version),
             versions: v.versions.iter().map(|n| n.version).collect(),
         }
@@ -91,6 +97,12 @@ pub struct NoticeVersionOut {
     pub texts: BTreeMap<Language, NoticeText>,
     pub recipients: Vec<Recipient>,
     pub retention_days: Option<u32>,
+    /// On publication: why the version was found to be material, when it was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub material_reasons: Vec<String>,
+    /// On publication: what the lint would have the notice's authors improve.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Finding>,
 }
 
 impl From<&NoticeVersion> for NoticeVersionOut {
@@ -108,6 +120,8 @@ impl From<&NoticeVersion> for NoticeVersionOut {
             texts: v.content.texts.clone(),
             recipients: v.content.recipients.clone(),
             retention_days: v.content.retention_days,
+            material_reasons: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -129,7 +143,7 @@ fn parse_language_map<T: Clone>(
     out
 }
 
-fn parse_model(raw: Option<&str>) -> Result<ConsentModel, String> {
+pub(crate) fn parse_model(raw: Option<&str>) -> Result<ConsentModel, String> {
     match raw {
         None | Some("opt-in") => Ok(ConsentModel::OptIn),
         Some("opt-out") => Ok(ConsentModel::OptOut),
@@ -243,6 +257,7 @@ impl<S: Store> Assent<S> {
             sale_or_sharing: input.sale_or_sharing,
             targeted_advertising: input.targeted_advertising,
             max_age_days: input.max_age_days,
+            condition_of_service: input.condition_of_service,
         };
         let catalog = handle.catalog();
         purpose.validate(&catalog.data_categories)?;
@@ -274,17 +289,29 @@ impl<S: Store> Assent<S> {
             .ok_or_else(|| ServiceError::NotFound(format!("purpose `{id}`")))?;
         let mut errors = ValidationErrors::default();
         let texts = parse_language_map(&input.texts, "texts", &mut errors);
-        let content = NoticeContent {
+        let mut content = NoticeContent {
             texts,
             recipients: input.recipients,
             retention_days: input.retention_days,
             material: input.material,
         };
-        let languages = read(&handle.info).languages.clone();
-        if let Err(e) = content.validate(&languages) {
+        if let Err(e) = content.validate() {
             errors.extend(e);
         }
+        let (languages, profiles) = {
+            let info = read(&handle.info);
+            (info.languages.clone(), Profile::from_names(&info.profiles))
+        };
+        let others = other_titles(&catalog, &view.purpose.id);
+        let report = lint_with(&catalog, view, &content, &others, &languages, &profiles, &self.lint_options());
+        for finding in report.iter().filter(|f| f.severity == Severity::Error) {
+            errors.push_coded(finding.code, finding.field.clone(), finding.message.clone());
+        }
         errors.into_result(())?;
+        // A change that matters to the customer is material whether or not its author said so.
+        let material_reasons =
+            view.current_version().map(|prev| material_changes(prev, &view.purpose, &content)).unwrap_or_default();
+        content.material |= !material_reasons.is_empty();
         let number = view.current_version().map_or(1, |v| v.version + 1);
         let published = NoticeVersion::publish(&view.purpose, number, content, self.now());
         let controller = handle.id();
@@ -319,6 +346,43 @@ impl<S: Store> Assent<S> {
             v.versions.push(published.clone());
         }
         *write(&handle.catalog) = Arc::new(next);
-        Ok(NoticeVersionOut::from(&published))
+        let warnings = report.into_iter().filter(|f| f.severity == Severity::Warning).collect();
+        Ok(NoticeVersionOut { material_reasons, warnings, ..NoticeVersionOut::from(&published) })
     }
+}
+
+/// The controller's other purposes with their current titles, for the bundling rule.
+fn other_titles(catalog: &CatalogView, except: &PurposeId) -> Vec<(PurposeId, Vec<String>)> {
+    catalog
+        .purposes
+        .values()
+        .filter(|other| &other.purpose.id != except)
+        .map(|other| {
+            let titles = other.current_version().map(|v| v.content.texts.values().map(|t| t.title.clone()).collect());
+            (other.purpose.id.clone(), titles.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Lints `content` as the next notice of `view`'s purpose, in the context of `catalog`.
+pub(crate) fn lint_with(
+    catalog: &CatalogView,
+    view: &PurposeView,
+    content: &NoticeContent,
+    other_purposes: &[(PurposeId, Vec<String>)],
+    languages: &[Language],
+    profiles: &[Profile],
+    options: &LintOptions,
+) -> Vec<Finding> {
+    lint_notice(
+        &NoticeDraft {
+            purpose: &view.purpose,
+            content,
+            categories: &catalog.data_categories,
+            other_purposes,
+            languages,
+            profiles,
+        },
+        options,
+    )
 }

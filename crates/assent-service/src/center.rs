@@ -106,7 +106,7 @@ impl<S: Store> Assent<S> {
         let mut cards = Vec::new();
         for view in catalog.purposes.values() {
             let Some(current) = view.current_version() else { continue };
-            let terms = view.terms();
+            let terms = view.terms(catalog.refresh_days);
             let state = entry.and_then(|e| e.state(&view.purpose.id));
             let decision = decide(Some(&terms), state, now);
             let data = category_names(&catalog, &current.data_categories, lang);

@@ -97,6 +97,9 @@ struct Planned {
     jurisdiction: Option<String>,
     language: Option<Language>,
     evidence: Option<String>,
+    /// Only record this if the subject's state on the purpose is still the one at this sequence
+    /// number (the sweeper must not expire a grant given again since it looked).
+    unless_changed_since: Option<u64>,
 }
 
 /// A committed event.
@@ -214,6 +217,7 @@ fn plan_one(input: &ConsentInput, catalog: &CatalogView) -> Result<Planned, Vali
             jurisdiction: common.jurisdiction,
             language: common.language,
             evidence: common.evidence,
+            unless_changed_since: None,
         }),
         _ => Err(errors),
     }
@@ -229,7 +233,7 @@ fn recorded(catalog: &CatalogView, committed: &[Committed]) -> Vec<RecordedConse
             let state = ConsentState::from_event(e, c.seq);
             let known = terms.iter().find(|(p, at, _)| **p == e.purpose && *at == e.recorded_at).map(|(_, _, t)| *t);
             let t = known.or_else(|| {
-                let t = catalog.purposes.get(&e.purpose)?.terms_at(Some(e.recorded_at));
+                let t = catalog.purposes.get(&e.purpose)?.terms_at(Some(e.recorded_at), catalog.refresh_days);
                 terms.push((&e.purpose, e.recorded_at, t));
                 Some(t)
             });
@@ -380,11 +384,55 @@ impl<S: Store> Assent<S> {
                     jurisdiction: common.jurisdiction.clone(),
                     language: common.language.clone(),
                     evidence: common.evidence.clone(),
+                    unless_changed_since: None,
                 });
             }
         }
         let committed = self.commit(&principal.controller, &catalog, planned, idempotency).await?;
         Ok(WithdrawAllOut { withdrawn: committed.into_iter().map(|c| c.event.purpose).collect() })
+    }
+
+    /// Records an `expire` event for every grant that has lapsed by now, in every loaded
+    /// controller, so the ledger itself says when each consent ended. Decisions already say
+    /// `expired` from the moment of expiry; this makes it a fact anyone auditing the log sees.
+    /// Returns how many grants it expired.
+    pub async fn sweep_expired(&self) -> ServiceResult<usize> {
+        const PER_BATCH: usize = 1000;
+        let mut expired = 0;
+        let handles: Vec<_> = read(&self.controllers).values().cloned().collect();
+        for handle in handles {
+            let catalog = handle.catalog();
+            let now = self.now();
+            let mut planned = Vec::new();
+            {
+                let subjects = read(&handle.subjects);
+                for (id, entry) in subjects.by_id.iter().filter(|(_, e)| e.persisted) {
+                    for (purpose, state) in &entry.states {
+                        let Some(view) = catalog.purposes.get(purpose) else { continue };
+                        let terms = view.terms(catalog.refresh_days);
+                        if assent_core::decision::lapses_at(&terms, state).is_some_and(|at| now >= at) {
+                            planned.push(Planned {
+                                subject: id.clone(),
+                                purpose: purpose.clone(),
+                                version: state.version,
+                                action: Action::Expire,
+                                method: Method::System,
+                                jurisdiction: None,
+                                language: None,
+                                evidence: None,
+                                unless_changed_since: Some(state.seq),
+                            });
+                        }
+                    }
+                }
+            }
+            while !planned.is_empty() {
+                let rest = planned.split_off(planned.len().min(PER_BATCH));
+                expired += self.commit(&handle, &catalog, planned, None).await?.len();
+                planned = rest;
+            }
+        }
+        Ok(expired)
     }
 
     /// If `idempotency` names a key already used, returns the events of its first use (same
@@ -464,6 +512,11 @@ impl<S: Store> Assent<S> {
                 let Some(entry) = subjects.by_id.get(&p.subject) else {
                     continue;
                 };
+                if let Some(seq) = p.unless_changed_since
+                    && entry.state(&p.purpose).map(|s| s.seq) != Some(seq)
+                {
+                    continue;
+                }
                 if !entry.persisted && queued.insert(p.subject.clone()) {
                     new_subjects.push(entry.record.clone());
                 }

@@ -36,7 +36,8 @@ use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, Subjects, read,
 /// Languages every controller gets unless it says otherwise.
 pub const DEFAULT_LANGUAGES: [&str; 2] = ["en", "es"];
 /// Jurisdiction profiles Assent knows.
-pub const KNOWN_PROFILES: [&str; 3] = ["us-me-isp", "eu-gdpr", "us-ca-cpra"];
+/// GDPR sets no fixed lifetime for consent; a year is the common supervisory expectation.
+pub const DEFAULT_REFRESH_DAYS: u32 = 365;
 
 #[derive(Debug, Clone)]
 struct CachedKey {
@@ -56,6 +57,10 @@ pub struct Assent<S: Store> {
     public_url: RwLock<Option<String>>,
     secure_cookies: std::sync::atomic::AtomicBool,
     trust_proxy: std::sync::atomic::AtomicBool,
+    lint_options: RwLock<assent_core::lint::LintOptions>,
+    /// Days a grant lasts under a profile that requires consent to be refreshed (GDPR), when
+    /// its purpose sets no `max_age_days` of its own.
+    consent_refresh_days: std::sync::atomic::AtomicU32,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -88,7 +93,42 @@ impl<S: Store> Assent<S> {
             public_url: RwLock::new(None),
             secure_cookies: std::sync::atomic::AtomicBool::new(false),
             trust_proxy: std::sync::atomic::AtomicBool::new(false),
+            lint_options: RwLock::new(assent_core::lint::LintOptions::default()),
+            consent_refresh_days: std::sync::atomic::AtomicU32::new(DEFAULT_REFRESH_DAYS),
         }
+    }
+
+    pub fn set_lint_options(&self, options: assent_core::lint::LintOptions) {
+        *write(&self.lint_options) = options;
+    }
+
+    pub fn lint_options(&self) -> assent_core::lint::LintOptions {
+        *read(&self.lint_options)
+    }
+
+    /// Sets the GDPR refresh period and applies it to every controller already loaded.
+    pub fn set_consent_refresh_days(&self, days: u32) {
+        self.consent_refresh_days.store(days.max(1), std::sync::atomic::Ordering::Relaxed);
+        let handles: Vec<_> = read(&self.controllers).values().cloned().collect();
+        for handle in handles {
+            self.refresh_terms(&handle);
+        }
+    }
+
+    /// Recomputes the refresh period a controller's profiles give its grants.
+    pub(crate) fn refresh_terms(&self, handle: &ControllerHandle) {
+        let refresh = self.refresh_days_for(&read(&handle.info).profiles);
+        let mut catalog = write(&handle.catalog);
+        if catalog.refresh_days != refresh {
+            let mut next = (**catalog).clone();
+            next.refresh_days = refresh;
+            *catalog = Arc::new(next);
+        }
+    }
+
+    fn refresh_days_for(&self, profiles: &[String]) -> Option<u32> {
+        let gdpr = assent_core::lint::Profile::from_names(profiles).contains(&assent_core::lint::Profile::EuGdpr);
+        gdpr.then(|| self.consent_refresh_days.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// An all-scopes principal for in-process callers that are trusted by construction (the
@@ -144,7 +184,8 @@ impl<S: Store> Assent<S> {
             .controller(id.clone())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("controller `{id}`")))?;
-        let catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
+        let mut catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
+        catalog.refresh_days = self.refresh_days_for(&info.profiles);
         let mut subjects =
             Subjects { next_number: self.store.next_subject_number(id.clone()).await?, ..Subjects::default() };
         for record in self.store.load_subjects(id.clone()).await? {

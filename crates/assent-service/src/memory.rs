@@ -27,6 +27,9 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 pub struct CatalogView {
     pub data_categories: BTreeMap<DataCategoryId, DataCategory>,
     pub purposes: BTreeMap<PurposeId, PurposeView>,
+    /// How long a grant lasts when its purpose sets no `max_age_days`: set when a profile
+    /// (GDPR) requires consent to be refreshed.
+    pub refresh_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +50,7 @@ impl PurposeView {
 
     /// Decision terms as of `at`: only versions published by then count, so a replayed
     /// response describes the state as it was.
-    pub fn terms_at(&self, at: Option<Timestamp>) -> PurposeTerms<'_> {
+    pub fn terms_at(&self, at: Option<Timestamp>, refresh_days: Option<u32>) -> PurposeTerms<'_> {
         let visible = |v: &&NoticeVersion| at.is_none_or(|t| v.published_at <= t);
         let current_version = self.versions.iter().filter(visible).map(|v| v.version).max();
         let declared = self.versions.iter().filter(visible).filter(|v| v.content.material).map(|v| v.version).max();
@@ -57,11 +60,16 @@ impl PurposeView {
         // grant is, until a new notice is published and accepted.
         let widened =
             self.versions.iter().filter(visible).filter(|v| !v.covers(&self.purpose)).map(|v| v.version + 1).max();
-        PurposeTerms { purpose: &self.purpose, current_version, last_material_version: declared.max(widened) }
+        PurposeTerms {
+            purpose: &self.purpose,
+            current_version,
+            last_material_version: declared.max(widened),
+            max_age_days: self.purpose.max_age_days.or(refresh_days),
+        }
     }
 
-    pub fn terms(&self) -> PurposeTerms<'_> {
-        self.terms_at(None)
+    pub fn terms(&self, refresh_days: Option<u32>) -> PurposeTerms<'_> {
+        self.terms_at(None, refresh_days)
     }
 }
 
@@ -76,7 +84,7 @@ impl CatalogView {
                 (id, PurposeView { purpose, versions })
             })
             .collect();
-        Self { data_categories: snapshot.data_categories, purposes }
+        Self { data_categories: snapshot.data_categories, purposes, refresh_days: None }
     }
 }
 

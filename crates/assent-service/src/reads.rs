@@ -71,7 +71,7 @@ impl<S: Store> Assent<S> {
             .purposes
             .values()
             .map(|view| {
-                let terms = view.terms();
+                let terms = view.terms(catalog.refresh_days);
                 let state = entry.state(&view.purpose.id);
                 let decision = decide(Some(&terms), state, now);
                 PurposeStatus {
@@ -156,7 +156,7 @@ impl<S: Store> Assent<S> {
         let Some(view) = view else {
             return decide(None, None, now).into();
         };
-        let terms = view.terms();
+        let terms = view.terms(catalog.refresh_days);
         let subjects = read(&principal.controller.subjects);
         let state = subjects.by_id.get(subject).and_then(|e| e.state(&view.purpose.id));
         decide(Some(&terms), state, now).into()

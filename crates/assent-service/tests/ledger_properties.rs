@@ -135,6 +135,7 @@ async fn run(ops: Vec<Op>) {
         let input = PurposeInput {
             data_categories: vec!["data".into()],
             max_age_days: Some(MAX_AGE_DAYS),
+            condition_of_service: false,
             ..PurposeInput::default()
         };
         service.put_purpose(&admin, p, input).await.unwrap();

@@ -42,6 +42,7 @@ fn purpose(id: &str) -> Purpose {
         sale_or_sharing: false,
         targeted_advertising: true,
         max_age_days: Some(365),
+        condition_of_service: false,
     }
 }
 

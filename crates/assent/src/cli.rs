@@ -52,6 +52,33 @@ pub enum Command {
     /// Signed links into the preference center.
     #[command(subcommand)]
     Links(LinksCommand),
+    /// Create or update a controller's catalog from a catalog file; prints the plan first.
+    Apply {
+        /// The catalog file (TOML; see crates/assent/catalog/demo.toml).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the plan and lint findings, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Write a controller's current catalog as a catalog file (to stdout, or to --output).
+    ExportCatalog {
+        #[arg(long)]
+        controller: String,
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Lint every notice in a catalog file; exits 1 when there is an error. Needs no data.
+    Lint {
+        file: PathBuf,
+        /// Warn below this readability score (default 60).
+        #[arg(long)]
+        min_readability: Option<f64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

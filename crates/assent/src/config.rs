@@ -30,6 +30,13 @@ pub struct FileConfig {
     /// Behind a reverse proxy: take the client's address from the entry it appends to
     /// `X-Forwarded-For` (default: off, the socket peer is the client).
     pub trust_proxy: Option<bool>,
+    /// Days a grant lasts for controllers bound by the `eu-gdpr` profile, when the purpose sets
+    /// no `max_age_days` (default 365).
+    pub consent_refresh_days: Option<u32>,
+    /// How often, in seconds, lapsed grants are recorded as `expire` events (default 60).
+    pub expiry_sweep_seconds: Option<u64>,
+    /// Readability below which the notice lint warns (default 60, "plain language").
+    pub lint_min_readability: Option<f64>,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -63,6 +70,9 @@ pub struct Settings {
     pub public_url: String,
     pub secure_cookies: bool,
     pub trust_proxy: bool,
+    pub consent_refresh_days: u32,
+    pub expiry_sweep_seconds: u64,
+    pub lint_min_readability: f64,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -76,6 +86,14 @@ fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
         Err(e) => Err(format!("cannot read config file `{}`: {e}", path.display())),
+    }
+}
+
+/// A number from the environment; a value that is not one is an error, not a silent default.
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| format!("{name}=`{v}` is not a valid number")),
+        Err(_) => Ok(None),
     }
 }
 
@@ -99,7 +117,23 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     let public_url =
         std::env::var("ASSENT_PUBLIC_URL").ok().or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
     let data_dir = storage.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let consent_refresh_days = env_number("ASSENT_CONSENT_REFRESH_DAYS")?
+        .or(file.consent_refresh_days)
+        .unwrap_or(assent_service::DEFAULT_REFRESH_DAYS);
+    if consent_refresh_days == 0 {
+        return Err("consent_refresh_days must be at least 1".into());
+    }
+    let expiry_sweep_seconds = env_number("ASSENT_EXPIRY_SWEEP_SECONDS")?.or(file.expiry_sweep_seconds).unwrap_or(60);
+    if expiry_sweep_seconds == 0 {
+        return Err("expiry_sweep_seconds must be at least 1".into());
+    }
+    let lint_min_readability = env_number("ASSENT_LINT_MIN_READABILITY")?
+        .or(file.lint_min_readability)
+        .unwrap_or(assent_core::lint::LintOptions::default().min_readability);
     Ok(Settings {
+        consent_refresh_days,
+        expiry_sweep_seconds,
+        lint_min_readability,
         data_dir: data_dir.clone(),
         listen,
         trust_proxy: std::env::var("ASSENT_TRUST_PROXY")

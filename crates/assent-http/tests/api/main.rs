@@ -13,5 +13,6 @@ mod bad_input;
 mod flows;
 mod helpers;
 mod ledger;
+mod notices;
 mod pages;
 mod security;

@@ -1,7 +1,7 @@
 //! `assent demo`: seeds the demo controller from the shipped catalog file, prints a key and
 //! what to try, then serves.
 
-use assent_service::catalog_file::CatalogFile;
+use assent_service::catalog_file::{CatalogFile, ChangeKind};
 use assent_store::Scope;
 
 use super::{describe, open_service, serve};
@@ -12,9 +12,10 @@ pub const DEMO_CATALOG: &str = include_str!("../../catalog/demo.toml");
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     serve::init_logging(settings.json_logs);
-    let file: CatalogFile = toml::from_str(DEMO_CATALOG).map_err(|e| format!("demo catalog is invalid: {e}"))?;
+    let file = CatalogFile::parse(DEMO_CATALOG).map_err(|e| format!("demo catalog is invalid: {e}"))?;
     let service = open_service(&settings).await?;
-    let report = service.apply_catalog(&file).await.map_err(|e| describe(&e))?;
+    let plan = service.apply_catalog(&file, false).await.map_err(|e| describe(&e))?;
+    let created = plan.changes.iter().any(|c| c.what.starts_with("controller") && c.kind == ChangeKind::Create);
     let controller = assent_core::ControllerId::parse(&file.controller.id)?;
     let key = service.create_api_key(&controller, vec![Scope::Admin]).await.map_err(|e| describe(&e))?;
     service.set_public_url(Some(settings.public_url.clone()));
@@ -23,10 +24,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
     let link =
         service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;
+    serve::spawn_expiry_sweeper(std::sync::Arc::clone(&service), settings.expiry_sweep_seconds);
     let listen = settings.listen.clone();
     serve::serve(service, &listen, move |addr| {
         let base = format!("http://{addr}");
-        let verb = if report.controller_created { "created" } else { "reused" };
+        let verb = if created { "created" } else { "reused" };
         println!("Assent demo: {verb} controller `demo` (Pine Tree Broadband) in {}", settings.data_dir.display());
         println!();
         println!("Admin API key (shown once): {key}");

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod admin;
+mod catalog;
 mod demo;
 mod receipt;
 mod serve;
@@ -34,6 +35,13 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Checkpoint(CheckpointCommand::Verify { file, public_key }) => {
             receipt::verify_checkpoint(&file, &public_key)
         }
+        Command::Apply { file, dry_run, storage } => {
+            catalog::apply(crate::config::resolve(&storage, None)?, &file, dry_run).await
+        }
+        Command::ExportCatalog { controller, output, storage } => {
+            catalog::export(crate::config::resolve(&storage, None)?, &controller, output.as_deref()).await
+        }
+        Command::Lint { file, min_readability } => catalog::lint(&file, min_readability),
     }
 }
 
@@ -73,6 +81,11 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
 async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, String> {
     let store = open_store(settings)?;
     let service = Assent::open(store, Arc::new(SystemClock), keyring(settings)).await.map_err(|e| describe(&e))?;
+    service.set_consent_refresh_days(settings.consent_refresh_days);
+    service.set_lint_options(assent_core::lint::LintOptions {
+        min_readability: settings.lint_min_readability,
+        ..assent_core::lint::LintOptions::default()
+    });
     Ok(Arc::new(service))
 }
 

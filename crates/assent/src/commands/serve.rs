@@ -23,7 +23,24 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
     service.set_trust_proxy(settings.trust_proxy);
+    spawn_expiry_sweeper(Arc::clone(&service), settings.expiry_sweep_seconds);
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
+}
+
+/// Records lapsed grants as `expire` events every `seconds`. Decisions do not wait for it:
+/// they say `expired` from the moment of expiry; the sweep makes the ledger say so too.
+pub fn spawn_expiry_sweeper(service: Arc<Assent<SqliteStore>>, seconds: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(seconds.max(1)));
+        loop {
+            tick.tick().await;
+            match service.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "recorded lapsed grants as expired"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+            }
+        }
+    });
 }
 
 pub async fn serve(

@@ -7,6 +7,7 @@
     reason = "tests fail by panicking"
 )]
 
+mod catalog;
 mod commands;
 mod crash;
 mod support;

@@ -82,6 +82,14 @@ impl Server {
     }
 }
 
+/// A server a test forgets to stop is stopped anyway, so no `assent serve` outlives the tests.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Gives controller behind `key` one personal data category (`sites`) and one opt-in purpose
 /// (`ads`, targeted advertising) with a published notice in English and Spanish.
 pub async fn seed_catalog(base: &str, key: &str) {
@@ -94,7 +102,11 @@ pub async fn seed_catalog(base: &str, key: &str) {
             serde_json::json!({"personal": true, "names": {"en": "Sites", "es": "Sitios"}}),
         ),
         ("PUT", "/v1/purposes/ads", serde_json::json!({"data_categories": ["sites"], "targeted_advertising": true})),
-        ("POST", "/v1/purposes/ads/versions", serde_json::json!({"texts": {"en": t, "es": t}, "retention_days": 180})),
+        (
+            "POST",
+            "/v1/purposes/ads/versions",
+            serde_json::json!({"texts": {"en": t, "es": t}, "retention_days": 180, "recipients": [{"name": "Test Co", "role": "shows the ads"}]}),
+        ),
     ] {
         let r = client
             .request(method.parse().unwrap(), format!("{base}{path}"))
