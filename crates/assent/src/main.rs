@@ -1,6 +1,7 @@
 //! The `assent` binary: parses the command line, picks the storage backend at the edge, and
 //! hands over to one module per command. Every failure is one line on stderr and a non-zero exit.
 
+mod backend;
 mod cli;
 mod commands;
 mod config;

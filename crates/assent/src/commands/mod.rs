@@ -14,6 +14,7 @@ use assent_service::error::chain;
 use assent_service::{Assent, ServiceError, SystemClock};
 use assent_store_sqlite::SqliteStore;
 
+use crate::backend::Backend;
 use crate::cli::{CheckpointCommand, Command, ControllersCommand, KeysCommand, LinksCommand, ReceiptCommand};
 use crate::config::Settings;
 
@@ -72,13 +73,19 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
+/// The SQLite store the settings name (the offline audit reads SQLite directly).
+fn open_sqlite(settings: &Settings) -> Result<SqliteStore, String> {
     let path = sqlite_path(settings)?;
     SqliteStore::open(&path, settings.sqlite.clone())
         .map_err(|e| format!("cannot open `{}`: {}", path.display(), chain(&e)))
 }
 
-async fn open_service(settings: &Settings) -> Result<Arc<Assent<SqliteStore>>, String> {
+/// The store the settings name.
+fn open_store(settings: &Settings) -> Result<Backend, String> {
+    open_sqlite(settings).map(Backend::Sqlite)
+}
+
+async fn open_service(settings: &Settings) -> Result<Arc<Assent<Backend>>, String> {
     let store = open_store(settings)?;
     let service = Assent::open(store, Arc::new(SystemClock), keyring(settings)).await.map_err(|e| describe(&e))?;
     service.set_consent_refresh_days(settings.consent_refresh_days);

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use assent_service::Assent;
-use assent_store_sqlite::SqliteStore;
 
 use super::open_service;
+use crate::backend::Backend;
 use crate::config::Settings;
 
 pub fn init_logging(json: bool) {
@@ -29,7 +29,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
 /// Records lapsed grants as `expire` events every `seconds`. Decisions do not wait for it:
 /// they say `expired` from the moment of expiry; the sweep makes the ledger say so too.
-pub fn spawn_expiry_sweeper(service: Arc<Assent<SqliteStore>>, seconds: u64) {
+pub fn spawn_expiry_sweeper(service: Arc<Assent<Backend>>, seconds: u64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(seconds.max(1)));
         loop {
@@ -44,7 +44,7 @@ pub fn spawn_expiry_sweeper(service: Arc<Assent<SqliteStore>>, seconds: u64) {
 }
 
 pub async fn serve(
-    service: Arc<Assent<SqliteStore>>,
+    service: Arc<Assent<Backend>>,
     listen: &str,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
@@ -67,7 +67,7 @@ pub async fn serve(
     let router = assent_http::router(Arc::clone(&service));
     assent_http::serve(listener, router, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))?;
     // Leave one file behind: a backup or an audit of a stopped server then reads no WAL.
-    if let Err(e) = service.store().fold_wal().await {
+    if let Err(e) = service.store().before_exit().await {
         tracing::warn!(error = %e, "could not fold the WAL into the database at shutdown");
     }
     Ok(())

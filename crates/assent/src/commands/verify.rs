@@ -17,7 +17,7 @@ use assent_core::{ConsentState, ControllerId, PurposeId};
 use assent_store::Store;
 use assent_store_sqlite::SqliteStore;
 
-use super::{describe, keyring, open_store};
+use super::{describe, keyring, open_sqlite};
 use crate::config::Settings;
 
 /// Entries per unit of parallel work; a power of two, so each chunk is whole Merkle subtrees.
@@ -79,7 +79,7 @@ impl Progress {
 }
 
 pub async fn run(settings: Settings) -> Result<(), String> {
-    let store = open_store(&settings)?;
+    let store = open_sqlite(&settings)?;
     let keys = keyring(&settings);
     let started = Instant::now();
     let mut failures = Vec::new();
