@@ -18,7 +18,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  demo?.stop();
+  await demo?.stop();
 });
 
 async function noViolations(page, name) {

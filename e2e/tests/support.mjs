@@ -54,8 +54,12 @@ export async function startDemo() {
   };
   const link = async (subject, ttl) => (await api('POST', `/v1/subjects/${subject}/links`, ttl ? { ttl_seconds: ttl } : {})).body.url;
   const decision = async (subject, purpose) => (await api('GET', `/v1/decisions?subject=${subject}&purpose=${purpose}`)).body;
-  const stop = () => {
+  // Waits for the graceful exit (the server folds its WAL into the database as it stops)
+  // before removing the data directory under it.
+  const stop = async () => {
+    const exited = child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
+    await exited;
     rmSync(dir, { recursive: true, force: true });
   };
   return { base, key, api, link, decision, stop };

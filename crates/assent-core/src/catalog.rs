@@ -285,9 +285,6 @@ mod tests {
         }
     }
 
-    fn langs() -> Vec<Language> {
-        vec![Language::parse("en").unwrap(), Language::parse("es").unwrap()]
-    }
 
     #[test]
     fn opt_out_purposes_may_not_use_personal_data() {

@@ -473,10 +473,11 @@ impl<S: Store> Assent<S> {
             self.create_controller(&c.id, &c.name, &c.languages, &c.profiles).await?;
         } else {
             let principal = self.system_principal(&id).await?;
-            let languages = (!c.languages.is_empty()).then(|| c.languages.clone());
+            // The file is the source of truth; left-out languages mean the defaults, as on create.
+            let languages = desired(file)?.languages.iter().map(ToString::to_string).collect();
             let patch = ControllerPatch {
                 name: Some(c.name.clone()),
-                languages,
+                languages: Some(languages),
                 profiles: Some(c.profiles.clone()),
                 allowed_origins: None,
             };

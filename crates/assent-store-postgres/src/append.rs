@@ -1,0 +1,469 @@
+//! The append transaction, and reading stored Merkle nodes.
+//!
+//! An append runs in one READ COMMITTED transaction on one connection:
+//! 1. lock the controller's `ledger_heads` row (`SELECT ... FOR UPDATE`, creating the row first
+//!    if it is missing): every other append to that controller, from this node or another, now
+//!    waits for this transaction to end, so the head's `next_seq` is this batch's first number;
+//! 2. claim the idempotency key, erase the subject, insert new subjects, as the SQLite writer does;
+//! 3. read the stored nodes on the tree's right edge that the new leaves' subtrees need (one
+//!    query), and compute the subtree hashes each new leaf completes;
+//! 4. insert the entries, their consent states and evidence (one statement each, however many
+//!    entries), the notice versions, and move the head past the batch;
+//! 5. commit (with `synchronous_commit` on: durable when it returns).
+//!
+//! Any error rolls everything back, head included, so numbers stay gapless.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use assent_core::crypto::Hash32;
+use assent_core::{LedgerEntry, merkle};
+use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult};
+use tokio_postgres::Row;
+
+use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, to_json};
+use crate::pool::{Pool, Tx};
+
+/// How many times an append that hit a deadlock or serialization failure is run again. Neither
+/// should happen (appends to one controller queue on its head row, and nothing else takes locks
+/// across controllers), but both are PostgreSQL's answer to "try again", not a failure.
+const MAX_ATTEMPTS: u32 = 5;
+
+pub(crate) async fn append(pool: &std::sync::Arc<Pool>, batch: &AppendBatch) -> StoreResult<Appended> {
+    let mut attempt = 1;
+    loop {
+        let mut pooled = pool.get().await?;
+        let mut tx = pooled.conn()?.transaction().await?;
+        let outcome = match write(&mut tx, batch).await {
+            Ok(appended) => tx.commit().await.map(|()| appended),
+            Err(e) => {
+                // Waited for, so the head row is unlocked for the next writer before we answer.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed append failed");
+                }
+                Err(e)
+            }
+        };
+        match outcome {
+            Err(e) if attempt < MAX_ATTEMPTS && crate::codec::is_transient(&e) => {
+                tracing::warn!(error = %e, attempt, "append hit a transient conflict; running it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+const SELECT_HEAD: &str = "SELECT next_seq FROM ledger_heads WHERE controller = $1 FOR UPDATE";
+
+/// Locks the controller's head row and returns the next sequence number.
+async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<u64> {
+    if let Some(row) = tx.query_opt(SELECT_HEAD, &[&controller]).await? {
+        return seq_from_sql(get(&row, 0)?);
+    }
+    // A controller's first append. If another node is inserting the same row, this waits for
+    // its transaction and then does nothing; the SELECT after it (a new snapshot, under READ
+    // COMMITTED) sees the row either way. The head starts after any entries already stored, so
+    // a ledger copied in without heads is continued, not overwritten.
+    tx.execute(
+        "INSERT INTO ledger_heads (controller, next_seq)
+         SELECT $1, COALESCE(MAX(seq) + 1, 0) FROM ledger WHERE controller = $1
+         ON CONFLICT (controller) DO NOTHING",
+        &[&controller],
+    )
+    .await?;
+    let row = tx
+        .query_opt(SELECT_HEAD, &[&controller])
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("the ledger head of `{controller}` vanished")))?;
+    seq_from_sql(get(&row, 0)?)
+}
+
+pub(crate) const FIND_IDEMPOTENCY: &str =
+    "SELECT request_hash, first_seq, count FROM idempotency WHERE controller = $1 AND key = $2";
+
+pub(crate) fn idempotency_record(key: &str, row: &Row) -> StoreResult<IdempotencyRecord> {
+    let hash: &[u8] = get(row, 0)?;
+    Ok(IdempotencyRecord {
+        key: key.to_owned(),
+        request_hash: hash32(hash, "request_hash")?,
+        first_seq: seq_from_sql(get(row, 1)?)?,
+        count: seq_from_sql(get(row, 2)?)?,
+    })
+}
+
+async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<Appended> {
+    let controller = batch.controller.as_str();
+    let first_seq = lock_head(tx, controller).await?;
+    let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
+    let next_seq = first_seq.checked_add(count).ok_or_else(|| StoreError::Corrupt("ledger is full".into()))?;
+    let first_sql = seq_to_sql(first_seq)?;
+
+    if let Some(claim) = &batch.idempotency {
+        // The head lock makes this check-then-claim race-free within the controller.
+        let claimed = tx
+            .execute(
+                "INSERT INTO idempotency (controller, key, request_hash, first_seq, count)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (controller, key) DO NOTHING",
+                &[&controller, &claim.key, &&claim.request_hash[..], &first_sql, &seq_to_sql(count)?],
+            )
+            .await?;
+        if claimed == 0 {
+            let row = tx
+                .query_opt(FIND_IDEMPOTENCY, &[&controller, &claim.key])
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("idempotency key `{}` vanished", claim.key)))?;
+            return Err(StoreError::IdempotencyKeyUsed(idempotency_record(&claim.key, &row)?));
+        }
+    }
+
+    if let Some(number) = batch.erase_subject {
+        let number_sql = seq_to_sql(number)?;
+        // Idempotency fingerprints cover the subject id: drop every one whose events are theirs.
+        tx.execute(
+            "DELETE FROM idempotency i WHERE i.controller = $1 AND EXISTS (
+                SELECT 1 FROM ledger l WHERE l.controller = $1 AND l.subject_no = $2
+                  AND l.seq >= i.first_seq AND l.seq < i.first_seq + i.count)",
+            &[&controller, &number_sql],
+        )
+        .await?;
+        let mut erased = 0;
+        erased += tx
+            .execute("DELETE FROM subjects WHERE controller = $1 AND number = $2", &[&controller, &number_sql])
+            .await?;
+        erased += tx
+            .execute("DELETE FROM evidence WHERE controller = $1 AND subject_no = $2", &[&controller, &number_sql])
+            .await?;
+        erased += tx
+            .execute("DELETE FROM consent_state WHERE controller = $1 AND subject_no = $2", &[&controller, &number_sql])
+            .await?;
+        if erased == 0 {
+            return Err(StoreError::NotFound(format!("subject number {number}")));
+        }
+    }
+
+    insert_subjects(tx, batch).await?;
+    check_subjects(tx, batch, first_seq).await?;
+
+    let leaves: Vec<Hash32> = batch.entries.iter().map(|e| e.leaf_hash).collect();
+    let nodes = completed_nodes(tx, controller, first_seq, &leaves).await?;
+
+    // The entries, in one statement: parallel arrays, zipped by UNNEST in order.
+    let mut seqs = Vec::with_capacity(batch.entries.len());
+    let mut subject_nos = Vec::with_capacity(batch.entries.len());
+    let mut notice_seqs = HashMap::new();
+    for (seq, new) in (first_seq..).zip(&batch.entries) {
+        let seq = seq_to_sql(seq)?;
+        seqs.push(seq);
+        subject_nos.push(match &new.entry {
+            LedgerEntry::Consent(_) => new.subject_number.map(seq_to_sql).transpose()?,
+            LedgerEntry::Notice(notice) => {
+                notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
+                None
+            }
+            LedgerEntry::Erasure(_) => None,
+        });
+    }
+    if !seqs.is_empty() {
+        let bytes: Vec<&[u8]> = batch.entries.iter().map(|e| e.bytes.as_slice()).collect();
+        let leaf_hashes: Vec<&[u8]> = batch.entries.iter().map(|e| &e.leaf_hash[..]).collect();
+        let nodes: Vec<Option<&[u8]>> = nodes.iter().map(|n| n.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[], $6::BYTEA[])",
+            &[&controller, &seqs, &bytes, &leaf_hashes, &subject_nos, &nodes],
+        )
+        .await?;
+    }
+
+    write_states_and_evidence(tx, batch, &seqs).await?;
+
+    for version in &batch.notice_versions {
+        let body = to_json(version)?;
+        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "notice version {} of `{}` has no publication entry in its batch",
+                version.version, version.purpose
+            ))
+        })?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+                &[&controller, &version.purpose.as_str(), &i64::from(version.version), &seq, &body],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
+        }
+    }
+
+    if next_seq != first_seq {
+        tx.execute(
+            "UPDATE ledger_heads SET next_seq = $2 WHERE controller = $1",
+            &[&controller, &seq_to_sql(next_seq)?],
+        )
+        .await?;
+    }
+    Ok(Appended { first_seq })
+}
+
+/// Inserts the batch's new subjects if absent. The same pending subject may arrive twice (two
+/// requests racing on a new customer); a different subject under a number in use is refused.
+async fn insert_subjects(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<()> {
+    if batch.new_subjects.is_empty() {
+        return Ok(());
+    }
+    let controller = batch.controller.as_str();
+    let subjects = &batch.new_subjects;
+    let numbers = subjects.iter().map(|s| seq_to_sql(s.number)).collect::<StoreResult<Vec<_>>>()?;
+    let ids: Vec<&str> = subjects.iter().map(|s| s.id.as_str()).collect();
+    let secrets: Vec<&[u8]> = subjects.iter().map(|s| &s.secret[..]).collect();
+    let pseudonyms: Vec<&[u8]> = subjects.iter().map(|s| &s.pseudonym.0[..]).collect();
+    let created: Vec<i64> = subjects.iter().map(|s| s.created_at.unix_millis()).collect();
+    let inserted: HashSet<i64> = tx
+        .query(
+            "INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])
+             ON CONFLICT (controller, number) DO NOTHING
+             RETURNING number",
+            &[&controller, &numbers, &ids, &secrets, &pseudonyms, &created],
+        )
+        .await?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<StoreResult<_>>()?;
+    // Skipped rows: numbers already stored, and repeats of a number within the batch (the
+    // statement keeps the first). Each must be the subject already stored under its number.
+    let mut seen = HashSet::new();
+    let skipped: Vec<(i64, &[u8; 32], u64)> = subjects
+        .iter()
+        .zip(&numbers)
+        .filter(|(_, number)| !seen.insert(**number) || !inserted.contains(number))
+        .map(|(s, number)| (*number, &s.pseudonym.0, s.number))
+        .collect();
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<i64> = skipped.iter().map(|(n, _, _)| *n).collect();
+    let mut stored = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT number, pseudonym FROM subjects WHERE controller = $1 AND number = ANY($2)",
+            &[&controller, &wanted],
+        )
+        .await?
+    {
+        stored.insert(get::<i64>(&row, 0)?, get::<Vec<u8>>(&row, 1)?);
+    }
+    for (number, pseudonym, shown) in skipped {
+        if stored.get(&number).map(Vec::as_slice) != Some(&pseudonym[..]) {
+            return Err(StoreError::AlreadyExists(format!("subject number {shown}")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a consent entry whose subject the store does not have (erased meanwhile, say): its
+/// events would otherwise bring back state and evidence with no one behind them.
+async fn check_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, first_seq: u64) -> StoreResult<()> {
+    let known: HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
+    let mut referenced = Vec::new();
+    for (seq, new) in (first_seq..).zip(&batch.entries) {
+        if let LedgerEntry::Consent(_) = &new.entry {
+            let number = new
+                .subject_number
+                .ok_or_else(|| StoreError::Corrupt(format!("consent entry {seq} has no subject number")))?;
+            if !known.contains(&number) && !referenced.contains(&number) {
+                referenced.push(number);
+            }
+        }
+    }
+    if referenced.is_empty() {
+        return Ok(());
+    }
+    let wanted = referenced.iter().map(|n| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
+    let present: HashSet<i64> = tx
+        .query(
+            "SELECT number FROM subjects WHERE controller = $1 AND number = ANY($2)",
+            &[&batch.controller.as_str(), &wanted],
+        )
+        .await?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<StoreResult<_>>()?;
+    match referenced.iter().zip(&wanted).find(|(_, sql)| !present.contains(sql)) {
+        Some((number, _)) => Err(StoreError::NotFound(format!("subject number {number}"))),
+        None => Ok(()),
+    }
+}
+
+/// Upserts each (subject, purpose) state the batch changes (the later sequence number wins,
+/// against the stored row too) and inserts consent entries' evidence.
+async fn write_states_and_evidence(tx: &mut Tx<'_>, batch: &AppendBatch, seqs: &[i64]) -> StoreResult<()> {
+    // One row per (subject, purpose): a statement may not upsert the same row twice. The batch's
+    // last event for it wins, as it would one statement at a time; the pseudonym is its first
+    // event's, as the first insert would have stored it.
+    let mut latest: BTreeMap<(i64, &str), (usize, &[u8; 32])> = BTreeMap::new();
+    let (mut ev_seqs, mut ev_subjects, mut ev_bodies) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (new, seq)) in batch.entries.iter().zip(seqs).enumerate() {
+        let (LedgerEntry::Consent(event), Some(number)) = (&new.entry, new.subject_number) else { continue };
+        let number = seq_to_sql(number)?;
+        latest.entry((number, event.purpose.as_str())).and_modify(|(at, _)| *at = i).or_insert((i, &event.subject.0));
+        if let Some(evidence) = &new.evidence {
+            ev_seqs.push(*seq);
+            ev_subjects.push(number);
+            ev_bodies.push(evidence.as_str());
+        }
+    }
+    if !latest.is_empty() {
+        let mut columns = StateColumns::default();
+        for ((number, purpose), (i, subject)) in latest {
+            let (Some(new), Some(seq)) = (batch.entries.get(i), seqs.get(i)) else { continue };
+            let LedgerEntry::Consent(event) = &new.entry else { continue };
+            columns.subject_nos.push(number);
+            columns.purposes.push(purpose);
+            columns.subjects.push(&subject[..]);
+            columns.actions.push(event.action.as_str());
+            columns.versions.push(event.version.map(i64::from));
+            columns.since.push(event.recorded_at.unix_millis());
+            columns.methods.push(event.method.as_str());
+            columns.seqs.push(*seq);
+        }
+        let c = &columns;
+        tx.execute(
+            "INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[],
+                                      $8::TEXT[], $9::BIGINT[])
+             ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
+                action = excluded.action, version = excluded.version, since = excluded.since,
+                method = excluded.method, seq = excluded.seq
+             WHERE excluded.seq > consent_state.seq",
+            &[
+                &batch.controller.as_str(),
+                &c.subject_nos,
+                &c.purposes,
+                &c.subjects,
+                &c.actions,
+                &c.versions,
+                &c.since,
+                &c.methods,
+                &c.seqs,
+            ],
+        )
+        .await?;
+    }
+    if !ev_seqs.is_empty() {
+        tx.execute(
+            "INSERT INTO evidence (controller, seq, subject_no, body)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[])",
+            &[&batch.controller.as_str(), &ev_seqs, &ev_subjects, &ev_bodies],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct StateColumns<'a> {
+    subject_nos: Vec<i64>,
+    purposes: Vec<&'a str>,
+    subjects: Vec<&'a [u8]>,
+    actions: Vec<&'static str>,
+    versions: Vec<Option<i64>>,
+    since: Vec<i64>,
+    methods: Vec<&'static str>,
+    seqs: Vec<i64>,
+}
+
+/// For each new leaf (numbered from `first_seq`), the subtree hashes it completes, concatenated
+/// lowest level first as stored in its row (`None` when it completes none).
+async fn completed_nodes(
+    tx: &mut Tx<'_>,
+    controller: &str,
+    first_seq: u64,
+    leaves: &[Hash32],
+) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    // Children of the nodes the new leaves complete that ended before this batch: the stored
+    // right edge of the tree (at most one node per level), fetched in one query. Which nodes
+    // depend only on the numbers, so they are known before any hashing.
+    let mut stored = Vec::new();
+    for n in (first_seq..).take(leaves.len()) {
+        for (level, index) in merkle::completed_by(n) {
+            let child = level - 1;
+            for i in [2 * index, 2 * index + 1] {
+                if ends_before(child, i, first_seq) && !stored.contains(&(child, i)) {
+                    stored.push((child, i));
+                }
+            }
+        }
+    }
+    let mut known: HashMap<(u8, u64), Hash32> = HashMap::new();
+    if !stored.is_empty() {
+        let owners = node_owners(&stored)?;
+        let rows = tx.query(NODE_ROWS, &[&controller, &owners]).await?;
+        known.extend(stored.iter().copied().zip(pick_nodes(&rows, &stored)?));
+    }
+    let mut out = Vec::with_capacity(leaves.len());
+    for (n, leaf) in (first_seq..).zip(leaves) {
+        known.insert((0, n), *leaf);
+        let mut nodes: Option<Vec<u8>> = None;
+        for (level, index) in merkle::completed_by(n) {
+            let child = |i: u64| {
+                known
+                    .get(&(level - 1, i))
+                    .copied()
+                    .ok_or(StoreError::NotFound(format!("tree node ({}, {i})", level - 1)))
+            };
+            let hash = merkle::node_hash(&child(2 * index)?, &child(2 * index + 1)?);
+            nodes.get_or_insert_with(|| Vec::with_capacity(64)).extend_from_slice(&hash);
+            known.insert((level, index), hash);
+        }
+        out.push(nodes);
+    }
+    Ok(out)
+}
+
+/// Whether node `(level, index)` covers only leaves below `size`.
+fn ends_before(level: u8, index: u64, size: u64) -> bool {
+    index.checked_add(1).and_then(|i| i.checked_mul(1u64.checked_shl(u32::from(level))?)).is_some_and(|end| end <= size)
+}
+
+/// Rows holding stored nodes: `$2` is the array of owner sequence numbers (see [`node_owners`]).
+pub(crate) const NODE_ROWS: &str = "SELECT seq, leaf_hash, nodes FROM ledger WHERE controller = $1 AND seq = ANY($2)";
+
+/// The row that stores node `(level, index)`: level 0 is the leaf hash of entry `index`; a
+/// higher node is kept in the row of the entry that completed it, `(index + 1) * 2^level - 1`.
+fn owner(level: u8, index: u64) -> StoreResult<i64> {
+    let missing = || StoreError::NotFound(format!("tree node ({level}, {index})"));
+    let seq = index
+        .checked_add(1)
+        .and_then(|i| i.checked_mul(1u64.checked_shl(u32::from(level))?))
+        .and_then(|end| end.checked_sub(1))
+        .ok_or_else(missing)?;
+    i64::try_from(seq).map_err(|_| missing())
+}
+
+pub(crate) fn node_owners(nodes: &[(u8, u64)]) -> StoreResult<Vec<i64>> {
+    nodes.iter().map(|(level, index)| owner(*level, *index)).collect()
+}
+
+/// The hashes of `nodes`, in order, from the [`NODE_ROWS`] rows; `NotFound` if any is missing.
+pub(crate) fn pick_nodes(rows: &[Row], nodes: &[(u8, u64)]) -> StoreResult<Vec<Hash32>> {
+    let mut by_seq: HashMap<i64, &Row> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        by_seq.insert(get(row, 0)?, row);
+    }
+    nodes
+        .iter()
+        .map(|&(level, index)| {
+            let missing = || StoreError::NotFound(format!("tree node ({level}, {index})"));
+            let row = by_seq.get(&owner(level, index)?).ok_or_else(missing)?;
+            if level == 0 {
+                return hash32(get(row, 1)?, "leaf hash");
+            }
+            let stored: Option<&[u8]> = get(row, 2)?;
+            let at = (usize::from(level) - 1) * 32;
+            hash32(stored.and_then(|s| s.get(at..at + 32)).ok_or_else(missing)?, "tree node")
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! The shared conformance story on PostgreSQL, two nodes appending to one controller, and
+//! reopening a schema.
+//!
+//! These need a server: set `ASSENT_TEST_DATABASE_URL` (say
+//! `postgres://postgres@127.0.0.1:5432/test`). Without it each test says it was not run and
+//! passes, so `cargo test --workspace` works on a machine with no PostgreSQL; `.ci/run` sets it
+//! and fails when the server does not answer. Each test works in a fresh schema
+//! `assent_test_<random hex>`, dropped afterwards, even when the test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+
+use assent_core::event::{ConsentEvent, Method, Pseudonym};
+use assent_core::merkle::{MemoryTree, completed_by, nodes_needed, root};
+use assent_core::{Action, ControllerId, Language, LedgerEntry, PurposeId, SubjectId, Timestamp};
+use assent_store::{AppendBatch, Controller, NewEntry, Store, SubjectRecord};
+use assent_store_postgres::{PostgresOptions, PostgresStore};
+
+const URL_VAR: &str = "ASSENT_TEST_DATABASE_URL";
+
+/// A fresh schema for one test, dropped when this goes out of scope, on a failed assertion
+/// too. Declare it before the stores that use it, so they close first.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    /// `None`, having said so, when no database is configured.
+    fn new(test: &str) -> Option<Self> {
+        let Ok(url) = std::env::var(URL_VAR) else {
+            // Straight to stderr: the test harness would swallow `println!` from a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: not run: {URL_VAR} is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            return None;
+        };
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        Some(Self { url, name: format!("assent_test_{}", assent_core::crypto::to_hex(&random)) })
+    }
+
+    async fn connect(&self) -> PostgresStore {
+        let options = PostgresOptions { schema: self.name.clone(), ..PostgresOptions::default() };
+        PostgresStore::connect(&self.url, options).await.unwrap()
+    }
+
+    /// A plain connection into the schema, to look at tables the store does not expose.
+    async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(&format!("SET search_path TO \"{}\"", self.name)).await.unwrap();
+        client
+    }
+
+    async fn migrations(&self) -> Vec<(i64, String, String)> {
+        let rows = self
+            .client()
+            .await
+            .query("SELECT version, name, applied_at::TEXT FROM schema_migrations ORDER BY version", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime cannot be blocked on from inside: a thread
+        // with a runtime of its own drops the schema.
+        let dropped = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("SET lock_timeout = '30s'; DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .await?;
+                Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test schema {}: {e}", self.name),
+            Err(_) => eprintln!("could not drop test schema {}: the dropping thread panicked", self.name),
+        }
+    }
+}
+
+fn controller(id: &str) -> Controller {
+    Controller {
+        id: ControllerId::parse(id).unwrap(),
+        name: format!("Controller {id}"),
+        languages: vec![Language::parse("en").unwrap()],
+        profiles: vec![],
+        allowed_origins: vec![],
+        created_at: Timestamp::from_unix_millis(1_000),
+    }
+}
+
+fn subject(number: u64) -> SubjectRecord {
+    let byte = u8::try_from(number).unwrap();
+    SubjectRecord {
+        number,
+        id: SubjectId::parse(&format!("cust-{number}")).unwrap(),
+        secret: [byte; 32],
+        pseudonym: Pseudonym([byte.wrapping_add(100); 32]),
+        created_at: Timestamp::from_unix_millis(3_000),
+    }
+}
+
+fn consent(c: &ControllerId, s: &SubjectRecord, action: Action, at: i64) -> NewEntry {
+    NewEntry::new(
+        LedgerEntry::Consent(ConsentEvent {
+            controller: c.clone(),
+            subject: s.pseudonym,
+            purpose: PurposeId::parse("ads").unwrap(),
+            version: Some(1),
+            notice_hash: None,
+            action,
+            method: Method::Api,
+            recorded_at: Timestamp::from_unix_millis(at),
+            jurisdiction: None,
+            language: None,
+            evidence: None,
+        }),
+        Some(format!("evidence at {at}")),
+    )
+    .with_subject(s.number)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_conformance_story() {
+    let Some(schema) = Schema::new("postgres_passes_the_conformance_story") else { return };
+    let store = schema.connect().await;
+    assent_store::conformance::run(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_appending_to_one_controller_keep_sequence_numbers_gapless() {
+    const TASKS_PER_NODE: u64 = 6;
+    const APPENDS_PER_TASK: u64 = 10;
+    let Some(schema) = Schema::new("two_nodes_appending_to_one_controller_keep_sequence_numbers_gapless") else {
+        return;
+    };
+    // Both nodes start at once on an empty schema: the migration lock lets one create it.
+    let (node_a, node_b) = tokio::join!(schema.connect(), schema.connect());
+    assert_eq!(schema.migrations().await.len(), 1, "the migration ran once");
+
+    let c = controller("shared");
+    node_a.create_controller(c.clone()).await.unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..2 * TASKS_PER_NODE {
+        let store = if task % 2 == 0 { node_a.clone() } else { node_b.clone() };
+        let id = c.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = subject(task);
+            let mut appended = Vec::new();
+            for round in 0..APPENDS_PER_TASK {
+                // Batches of 1 to 3 entries, so subtrees complete inside and across batches.
+                let size = (task + round) % 3 + 1;
+                let at = i64::try_from(round * 10).unwrap();
+                let entries = (0..size)
+                    .map(|i| {
+                        let action = if i % 2 == 0 { Action::Grant } else { Action::Withdraw };
+                        consent(&id, &s, action, at + i64::try_from(i).unwrap())
+                    })
+                    .collect();
+                // Every batch carries the subject as new: only the first insert keeps it.
+                let batch = AppendBatch {
+                    controller: id.clone(),
+                    new_subjects: vec![s.clone()],
+                    entries,
+                    notice_versions: vec![],
+                    idempotency: None,
+                    erase_subject: None,
+                };
+                appended.push((store.append_owned(batch).await.unwrap().first_seq, size));
+            }
+            (task, appended)
+        }));
+    }
+    let mut ranges = Vec::new();
+    for t in tasks {
+        let (task, appended) = t.await.unwrap();
+        // One task's appends, each awaited before the next, are numbered in its order.
+        assert!(appended.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0), "task {task}: {appended:?}");
+        ranges.extend(appended);
+    }
+    ranges.sort_unstable();
+    let mut next = 0;
+    for (first, size) in &ranges {
+        assert_eq!(*first, next, "batches tile the ledger with no gap or overlap: {ranges:?}");
+        next += size;
+    }
+    let size = next;
+    assert_eq!(node_a.ledger_size(c.id.clone()).await.unwrap(), size);
+    assert_eq!(node_b.ledger_size(c.id.clone()).await.unwrap(), size);
+
+    let entries = node_b.entries(c.id.clone(), 0, size + 10).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
+    let mut tree = MemoryTree::default();
+    for e in &entries {
+        tree.push(e.leaf_hash);
+    }
+    // Every entry carries exactly the subtrees it completed, whichever node wrote its neighbours.
+    for e in &entries {
+        let expected: Vec<_> = completed_by(e.seq).map(|(l, i)| tree.node(l, i).unwrap()).collect();
+        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
+    }
+    // The root of every tree size, from stored nodes, is the root of the leaves rebuilt in memory.
+    for n in 1..=size {
+        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
+        let store = if n % 2 == 0 { &node_a } else { &node_b };
+        let stored = store.tree_nodes(c.id.clone(), wanted.clone()).await.unwrap();
+        let mut lookup: HashMap<_, _> = wanted.into_iter().zip(stored).collect();
+        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).unwrap();
+        assert_eq!(from_store, root(n, &mut tree.reader()).unwrap(), "root of size {n}");
+    }
+
+    // Each subject's history is every event its task wrote, and its state is the last of them.
+    let subjects = node_a.load_subjects(c.id.clone()).await.unwrap();
+    assert_eq!(subjects.iter().map(|s| s.number).collect::<Vec<_>>(), (0..2 * TASKS_PER_NODE).collect::<Vec<_>>());
+    let states: BTreeMap<_, _> =
+        node_b.load_states(c.id.clone()).await.unwrap().into_iter().map(|s| (s.subject, s.state.seq)).collect();
+    for s in &subjects {
+        let history = node_a.subject_entries(c.id.clone(), s.number).await.unwrap();
+        let written: u64 = (0..APPENDS_PER_TASK).map(|round| (s.number + round) % 3 + 1).sum();
+        assert_eq!(u64::try_from(history.len()).unwrap(), written, "history of subject {}", s.number);
+        assert_eq!(states.get(&s.pseudonym), history.last().map(|e| &e.seq), "state of subject {}", s.number);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_a_schema_keeps_its_data_and_does_not_migrate_again() {
+    let Some(schema) = Schema::new("reopening_a_schema_keeps_its_data_and_does_not_migrate_again") else { return };
+    {
+        let store = schema.connect().await;
+        assent_store::conformance::run(store).await;
+    }
+    let migrated = schema.migrations().await;
+    assert_eq!(migrated.iter().map(|(v, n, _)| (*v, n.as_str())).collect::<Vec<_>>(), [(1, "0001_init")]);
+
+    let store = schema.connect().await;
+    assert_eq!(schema.migrations().await, migrated, "reopening applied nothing");
+    let id = |s: &str| ControllerId::parse(s).unwrap();
+    assert_eq!(store.ledger_size(id("concurrent")).await.unwrap(), 64);
+    assert_eq!(store.entries(id("concurrent"), 0, 100).await.unwrap().len(), 64);
+    assert_eq!(store.controller(id("alpha")).await.unwrap().map(|c| c.name), Some("Renamed".to_owned()));
+    assert_eq!(store.latest_checkpoint(id("checkpoints")).await.unwrap().map(|c| c.tree_size), Some(7));
+    assert_eq!(store.load_subjects(id("concurrent")).await.unwrap().len(), 32);
+    // The ledger goes on where it stopped.
+    let s = store.load_subjects(id("concurrent")).await.unwrap().remove(0);
+    let batch = AppendBatch {
+        controller: id("concurrent"),
+        new_subjects: vec![],
+        entries: vec![consent(&id("concurrent"), &s, Action::Withdraw, 99)],
+        notice_versions: vec![],
+        idempotency: None,
+        erase_subject: None,
+    };
+    assert_eq!(store.append_owned(batch).await.unwrap().first_seq, 64);
+}
