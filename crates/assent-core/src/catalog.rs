@@ -285,7 +285,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn opt_out_purposes_may_not_use_personal_data() {
         let cat = DataCategory {
