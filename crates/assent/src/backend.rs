@@ -8,11 +8,13 @@ use assent_store::{
     ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreResult,
     StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
 };
+use assent_store_postgres::PostgresStore;
 use assent_store_sqlite::SqliteStore;
 
 #[derive(Debug, Clone)]
 pub enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 /// Calls the same method on whichever store this is.
@@ -20,6 +22,7 @@ macro_rules! on_store {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             Backend::Sqlite($store) => $call.await,
+            Backend::Postgres($store) => $call.await,
         }
     };
 }
@@ -98,6 +101,8 @@ impl Backend {
     pub async fn before_exit(&self) -> StoreResult<()> {
         match self {
             Backend::Sqlite(s) => s.fold_wal().await,
+            // Every commit is already durable in PostgreSQL's own WAL.
+            Backend::Postgres(_) => Ok(()),
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub database_url: Option<String>,
+    /// The PostgreSQL schema Assent's tables live in (default `public`); ignored for SQLite.
+    pub database_schema: Option<String>,
     /// Logs are named `<origin_prefix>/<controller>` in checkpoints (default `assent.local`):
     /// set it to the host name auditors know this deployment by.
     pub origin_prefix: Option<String>,
@@ -63,6 +65,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub listen: String,
     pub database_url: Option<String>,
+    pub database_schema: String,
     pub sqlite: SqliteOptions,
     pub json_logs: bool,
     pub origin_prefix: String,
@@ -148,6 +151,10 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
             .unwrap_or_else(|| public_url.starts_with("https://")),
         public_url,
         database_url: storage.database_url.clone().or(file.database_url),
+        database_schema: std::env::var("ASSENT_DATABASE_SCHEMA")
+            .ok()
+            .or(file.database_schema)
+            .unwrap_or_else(|| "public".to_owned()),
         sqlite: SqliteOptions { commit_mode, ..SqliteOptions::default() },
         json_logs,
         keys_dir: std::env::var_os("ASSENT_KEYS_DIR")

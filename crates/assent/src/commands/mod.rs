@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use assent_service::error::chain;
 use assent_service::{Assent, ServiceError, SystemClock};
+use assent_store_postgres::{PostgresOptions, PostgresStore};
 use assent_store_sqlite::SqliteStore;
 
 use crate::backend::Backend;
@@ -46,6 +47,10 @@ pub async fn run(command: Command) -> Result<(), String> {
     }
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Where the SQLite database lives for these settings.
 fn sqlite_path(settings: &Settings) -> Result<PathBuf, String> {
     match settings.database_url.as_deref() {
@@ -54,8 +59,8 @@ fn sqlite_path(settings: &Settings) -> Result<PathBuf, String> {
             Ok(settings.data_dir.join("assent.db"))
         }
         Some(url) if url.starts_with("sqlite://") => Ok(PathBuf::from(url.trim_start_matches("sqlite://"))),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Err("the PostgreSQL backend is not part of this build yet; leave out --database-url to use SQLite".into())
+        Some(url) if is_postgres(url) => {
+            Err("this command reads a SQLite data directory; it does not work on PostgreSQL yet".into())
         }
         Some(_) => Err("--database-url must start with sqlite:// or postgres://".into()),
     }
@@ -80,13 +85,34 @@ fn open_sqlite(settings: &Settings) -> Result<SqliteStore, String> {
         .map_err(|e| format!("cannot open `{}`: {}", path.display(), chain(&e)))
 }
 
-/// The store the settings name.
-fn open_store(settings: &Settings) -> Result<Backend, String> {
-    open_sqlite(settings).map(Backend::Sqlite)
+/// The store the settings name: PostgreSQL for a `postgres://` URL, otherwise SQLite.
+async fn open_store(settings: &Settings) -> Result<Backend, String> {
+    match settings.database_url.as_deref() {
+        Some(url) if is_postgres(url) => {
+            // Ledger keys still live on this machine's disk, never in the shared database.
+            create_private_dir(&settings.data_dir)?;
+            let options = PostgresOptions { schema: settings.database_schema.clone(), ..PostgresOptions::default() };
+            PostgresStore::connect(url, options)
+                .await
+                .map(Backend::Postgres)
+                .map_err(|e| format!("cannot use PostgreSQL at {}: {}", redact(url), chain(&e)))
+        }
+        _ => open_sqlite(settings).map(Backend::Sqlite),
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", url.get(..scheme + 3).unwrap_or(""), url.get(at + 1..).unwrap_or(""))
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn open_service(settings: &Settings) -> Result<Arc<Assent<Backend>>, String> {
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let service = Assent::open(store, Arc::new(SystemClock), keyring(settings)).await.map_err(|e| describe(&e))?;
     service.set_consent_refresh_days(settings.consent_refresh_days);
     service.set_lint_options(assent_core::lint::LintOptions {

@@ -10,5 +10,6 @@
 mod catalog;
 mod commands;
 mod crash;
+mod postgres;
 mod support;
 mod verify;

@@ -43,10 +43,15 @@ pub struct Server {
 
 impl Server {
     pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with_env(data_dir, &[]).await
+    }
+
+    pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_assent"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .env("ASSENT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
