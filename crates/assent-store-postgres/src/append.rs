@@ -1,6 +1,7 @@
-//! The append transaction, and reading stored Merkle nodes.
+//! Writing one append batch, and reading stored Merkle nodes.
 //!
-//! An append runs in one READ COMMITTED transaction on one connection:
+//! A batch is written inside the writer's READ COMMITTED group transaction (see `writer.rs`),
+//! under a savepoint of its own:
 //! 1. lock the controller's `ledger_heads` row (`SELECT ... FOR UPDATE`, creating the row first
 //!    if it is missing): every other append to that controller, from this node or another, now
 //!    waits for this transaction to end, so the head's `next_seq` is this batch's first number;
@@ -9,9 +10,10 @@
 //!    query), and compute the subtree hashes each new leaf completes;
 //! 4. insert the entries, their consent states and evidence (one statement each, however many
 //!    entries), the notice versions, and move the head past the batch;
-//! 5. commit (with `synchronous_commit` on: durable when it returns).
+//! 5. the writer releases the savepoint, and commits once for the whole group (with
+//!    `synchronous_commit` on: durable when it returns).
 //!
-//! Any error rolls everything back, head included, so numbers stay gapless.
+//! An error rolls the batch back to its savepoint, head included, so numbers stay gapless.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -21,37 +23,7 @@ use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreRe
 use tokio_postgres::Row;
 
 use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, to_json};
-use crate::pool::{Pool, Tx};
-
-/// How many times an append that hit a deadlock or serialization failure is run again. Neither
-/// should happen (appends to one controller queue on its head row, and nothing else takes locks
-/// across controllers), but both are PostgreSQL's answer to "try again", not a failure.
-const MAX_ATTEMPTS: u32 = 5;
-
-pub(crate) async fn append(pool: &std::sync::Arc<Pool>, batch: &AppendBatch) -> StoreResult<Appended> {
-    let mut attempt = 1;
-    loop {
-        let mut pooled = pool.get().await?;
-        let mut tx = pooled.conn()?.transaction().await?;
-        let outcome = match write(&mut tx, batch).await {
-            Ok(appended) => tx.commit().await.map(|()| appended),
-            Err(e) => {
-                // Waited for, so the head row is unlocked for the next writer before we answer.
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rolling back a failed append failed");
-                }
-                Err(e)
-            }
-        };
-        match outcome {
-            Err(e) if attempt < MAX_ATTEMPTS && crate::codec::is_transient(&e) => {
-                tracing::warn!(error = %e, attempt, "append hit a transient conflict; running it again");
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
+use crate::pool::Tx;
 
 const SELECT_HEAD: &str = "SELECT next_seq FROM ledger_heads WHERE controller = $1 FOR UPDATE";
 
@@ -91,7 +63,10 @@ pub(crate) fn idempotency_record(key: &str, row: &Row) -> StoreResult<Idempotenc
     })
 }
 
-async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<Appended> {
+/// Writes one batch in `tx`. Run by the writer (`writer.rs`) inside a savepoint, after earlier
+/// batches of the same transaction: everything is read back from the tables (head, right edge),
+/// where those batches' rows are visible, so nothing is cached across batches.
+pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
     let first_seq = lock_head(tx, controller).await?;
     let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;

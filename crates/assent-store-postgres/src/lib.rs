@@ -8,8 +8,11 @@
 //!
 //! Appends serialize per controller on a row lock (see `append.rs`): writers on any number of
 //! nodes take gapless, ordered sequence numbers, and each entry's row carries the Merkle subtree
-//! hashes it completes, exactly as the SQLite backend stores them. Commits keep
-//! `synchronous_commit` on, so an `Ok` from [`assent_store::Store::append`] is durable.
+//! hashes it completes, exactly as the SQLite backend stores them. Each store runs one writer
+//! task on a connection of its own (beyond `max_connections`; see `writer.rs`) that commits every
+//! append waiting at once in one transaction, a savepoint per batch: group commit, one WAL flush
+//! for many appends. Commits keep `synchronous_commit` on, and a caller is answered only after
+//! its group committed, so an `Ok` from [`assent_store::Store::append`] is durable.
 //!
 //! # TLS
 //!
@@ -31,6 +34,7 @@ mod append;
 mod codec;
 mod migrations;
 mod pool;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,12 +51,14 @@ use tokio_postgres::types::ToSql;
 
 use crate::codec::{bound_to_sql, from_json, get, hash32, seq_from_sql, seq_to_sql, to_json};
 use crate::pool::Pool;
+use crate::writer::Writer;
 
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     /// The schema Assent's tables live in; created on first connect if missing.
     pub schema: String,
-    /// The most connections this store opens at once; callers beyond it wait for one to free.
+    /// The most connections this store's readers and schema writes open at once; callers beyond
+    /// it wait for one to free. Appends use one more, the writer's own.
     pub max_connections: usize,
     /// How long opening a connection may take, unless the URL sets `connect_timeout`.
     pub connect_timeout: Duration,
@@ -64,10 +70,12 @@ impl Default for PostgresOptions {
     }
 }
 
-/// The PostgreSQL store. Cheap to clone: clones share one pool.
+/// The PostgreSQL store. Cheap to clone: clones share one pool and one append writer, which
+/// stops when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Arc<Pool>,
+    writer: Writer,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -103,7 +111,8 @@ impl PostgresStore {
             let mut pooled = pool.get().await?;
             migrations::run(&mut pooled.conn()?.client, &schema).await?;
         }
-        Ok(Self { pool })
+        let writer = Writer::spawn(Arc::clone(&pool), pool.connect().await?);
+        Ok(Self { pool, writer })
     }
 
     async fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
@@ -283,7 +292,7 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, batch: Arc<AppendBatch>) -> StoreResult<Appended> {
-        append::append(&self.pool, &batch).await
+        self.writer.append(batch).await
     }
 
     async fn find_idempotency(&self, controller: ControllerId, key: String) -> StoreResult<Option<IdempotencyRecord>> {

@@ -118,6 +118,11 @@ impl Tx<'_> {
         self.statements.execute(&self.tx, sql, params).await
     }
 
+    /// Runs `sql` (one or more statements, no parameters) in one round trip: savepoints.
+    pub(crate) async fn batch_execute(&self, sql: &str) -> StoreResult<()> {
+        self.tx.batch_execute(sql).await.map_err(db)
+    }
+
     pub(crate) async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await.map_err(db)
     }
@@ -172,7 +177,8 @@ impl Pool {
         Ok(Pooled { conn: Some(conn), pool: Arc::clone(self), _permit: permit })
     }
 
-    async fn connect(&self) -> StoreResult<Conn> {
+    /// A new connection outside the pool's count: the append writer's own (see `writer.rs`).
+    pub(crate) async fn connect(&self) -> StoreResult<Conn> {
         let (client, connection) = self.config.connect(NoTls).await.map_err(db)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {

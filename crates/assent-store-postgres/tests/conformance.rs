@@ -271,3 +271,91 @@ async fn reopening_a_schema_keeps_its_data_and_does_not_migrate_again() {
     };
     assert_eq!(store.append_owned(batch).await.unwrap().first_seq, 64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_appends_fail_alone_and_the_rest_stay_gapless() {
+    const APPENDS: u64 = 64;
+    let Some(schema) = Schema::new("grouped_appends_fail_alone_and_the_rest_stay_gapless") else { return };
+    let store = schema.connect().await;
+    let c = controller("grouped");
+    store.create_controller(c.clone()).await.unwrap();
+
+    // All 64 wait at a barrier, then append at once: the writer takes them in a few groups.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(usize::try_from(APPENDS).unwrap()));
+    let mut tasks = Vec::new();
+    for i in 0..APPENDS {
+        let (store, id, barrier) = (store.clone(), c.id.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = subject(i);
+            let (new_subjects, entry) = match (i % 8, i / 8 % 2) {
+                // A consent for a subject the store does not have: refused before any entry is
+                // written, after the head lock and the idempotency claim.
+                (0, 0) => {
+                    let unknown = SubjectRecord { number: 10_000 + i, ..s.clone() };
+                    (vec![], consent(&id, &unknown, Action::Grant, 10))
+                }
+                // Evidence PostgreSQL cannot store (a NUL in TEXT): the database fails a statement
+                // after the subject and the entry are inserted, aborting the transaction until its
+                // savepoint is rolled back to.
+                (0, _) => {
+                    let mut entry = consent(&id, &s, Action::Grant, 10);
+                    entry.evidence = Some("nul \0 byte".into());
+                    (vec![s.clone()], entry)
+                }
+                _ => (vec![s.clone()], consent(&id, &s, Action::Grant, 10)),
+            };
+            let batch = AppendBatch {
+                controller: id,
+                new_subjects,
+                entries: vec![entry],
+                notice_versions: vec![],
+                idempotency: Some(assent_store::IdempotencyClaim { key: format!("key-{i}"), request_hash: [7; 32] }),
+                erase_subject: None,
+            };
+            barrier.wait().await;
+            (i, store.append_owned(batch).await)
+        }));
+    }
+    let mut firsts = Vec::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match (i % 8, i / 8 % 2, result) {
+            (0, 0, Err(assent_store::StoreError::NotFound(_))) => {}
+            (0, _, Err(assent_store::StoreError::Backend(_))) => {}
+            (0, _, other) => panic!("append {i} should have been refused: {other:?}"),
+            (_, _, Ok(appended)) => firsts.push((appended.first_seq, i)),
+            (_, _, Err(e)) => panic!("append {i} should have succeeded: {e}"),
+        }
+    }
+    let size = APPENDS - APPENDS / 8;
+    firsts.sort_unstable();
+    assert_eq!(firsts.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
+    assert_eq!(store.ledger_size(c.id.clone()).await.unwrap(), size);
+
+    // Refused batches left nothing behind: no idempotency claim, no subject; accepted ones did.
+    for i in 0..APPENDS {
+        let claim = store.find_idempotency(c.id.clone(), format!("key-{i}")).await.unwrap();
+        let first = firsts.iter().find(|(_, task)| *task == i).map(|(seq, _)| *seq);
+        assert_eq!(claim.map(|r| r.first_seq), first, "idempotency claim of append {i}");
+    }
+    let stored: Vec<u64> = store.load_subjects(c.id.clone()).await.unwrap().iter().map(|s| s.number).collect();
+    assert_eq!(stored, (0..APPENDS).filter(|i| i % 8 != 0).collect::<Vec<_>>());
+
+    let entries = store.entries(c.id.clone(), 0, size + 10).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
+    let mut tree = MemoryTree::default();
+    for e in &entries {
+        tree.push(e.leaf_hash);
+    }
+    for e in &entries {
+        let expected: Vec<_> = completed_by(e.seq).map(|(l, i)| tree.node(l, i).unwrap()).collect();
+        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
+    }
+    for n in 1..=size {
+        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
+        let stored = store.tree_nodes(c.id.clone(), wanted.clone()).await.unwrap();
+        let mut lookup: HashMap<_, _> = wanted.into_iter().zip(stored).collect();
+        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).unwrap();
+        assert_eq!(from_store, root(n, &mut tree.reader()).unwrap(), "root of size {n}");
+    }
+}
