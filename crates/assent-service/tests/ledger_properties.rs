@@ -90,7 +90,7 @@ fn text() -> NoticeText {
 fn notice(material: bool) -> NoticeInput {
     NoticeInput {
         texts: BTreeMap::from([("en".to_owned(), text()), ("es".to_owned(), text())]),
-        recipients: vec![],
+        recipients: vec![assent_core::Recipient { name: "Prop Co".into(), role: "uses it".into() }],
         retention_days: Some(30),
         material,
     }
