@@ -125,17 +125,12 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
     // The entries, in one statement: parallel arrays, zipped by UNNEST in order.
     let mut seqs = Vec::with_capacity(batch.entries.len());
     let mut subject_nos = Vec::with_capacity(batch.entries.len());
-    let mut notice_seqs = HashMap::new();
     for (seq, new) in (first_seq..).zip(&batch.entries) {
         let seq = seq_to_sql(seq)?;
         seqs.push(seq);
         subject_nos.push(match &new.entry {
             LedgerEntry::Consent(_) => new.subject_number.map(seq_to_sql).transpose()?,
-            LedgerEntry::Notice(notice) => {
-                notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
-                None
-            }
-            LedgerEntry::Erasure(_) => None,
+            LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => None,
         });
     }
     if !seqs.is_empty() {
@@ -154,12 +149,7 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
-        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "notice version {} of `{}` has no publication entry in its batch",
-                version.version, version.purpose
-            ))
-        })?;
+        let seq = seq_to_sql(batch.publication_seq(first_seq, version)?)?;
         let inserted = tx
             .execute(
                 "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES ($1, $2, $3, $4, $5)

@@ -7,6 +7,8 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 
+pub(crate) use assent_store::codec::{from_json, hash32, seq_from_sql, seq_to_sql, to_json};
+
 /// A driver error as a store error. A unique violation means the row is already there: it
 /// becomes [`StoreError::AlreadyExists`] naming the constraint (never the key's value, which may
 /// be a secret's hash). Everything else is the backend failing.
@@ -33,29 +35,9 @@ pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> 
     row.try_get(i).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(Box::new(e)))
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn seq_to_sql(seq: u64) -> StoreResult<i64> {
-    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} out of range")))
-}
-
-pub(crate) fn seq_from_sql(seq: i64) -> StoreResult<u64> {
-    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative sequence number {seq}")))
-}
-
 /// A range bound as a BIGINT: values past what PostgreSQL can hold clamp to its largest.
 pub(crate) fn bound_to_sql(bound: u64) -> i64 {
     i64::try_from(bound).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn hash32(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
-    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
 /// A row of `SELECT seq, bytes, leaf_hash, nodes FROM ledger`.

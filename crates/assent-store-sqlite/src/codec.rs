@@ -5,28 +5,10 @@ use assent_core::{ConsentState, ControllerId, PurposeId, Timestamp};
 use assent_store::{StoreError, StoreResult, StoredCheckpoint, StoredState};
 use rusqlite::Connection;
 
+pub(crate) use assent_store::codec::{from_json, hash32, seq_from_sql, seq_to_sql, to_json};
+
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(Box::new(e)))
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn seq_to_sql(seq: u64) -> StoreResult<i64> {
-    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence number {seq} out of range")))
-}
-
-pub(crate) fn seq_from_sql(seq: i64) -> StoreResult<u64> {
-    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative sequence number {seq}")))
-}
-
-pub(crate) fn hash32(bytes: &[u8], what: &str) -> StoreResult<[u8; 32]> {
-    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
 pub(crate) fn load_states(conn: &Connection, controller: &ControllerId) -> StoreResult<Vec<StoredState>> {

@@ -398,7 +398,6 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     let mut insert_evidence = conn
         .prepare_cached("INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
-    let mut notice_seqs = HashMap::new();
     let mut known_subjects: std::collections::HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
 
     for (offset, new) in (0u64..).zip(&batch.entries) {
@@ -443,13 +442,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                     insert_evidence.execute(params![controller, seq, number, evidence]).map_err(backend)?;
                 }
             }
-            LedgerEntry::Notice(notice) => {
-                insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None, nodes])
-                    .map_err(backend)?;
-                notice_seqs.insert((notice.purpose.clone(), notice.version), seq);
-            }
-            LedgerEntry::Erasure(_) => {
+            LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => {
                 insert_entry
                     .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None, nodes])
                     .map_err(backend)?;
@@ -459,12 +452,7 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
-        let seq = notice_seqs.get(&(version.purpose.clone(), version.version)).copied().ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "notice version {} of `{}` has no publication entry in its batch",
-                version.version, version.purpose
-            ))
-        })?;
+        let seq = seq_to_sql(batch.publication_seq(first_seq, version)?)?;
         let inserted = conn
             .prepare_cached(
                 "INSERT INTO notice_versions (controller, purpose, version, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)

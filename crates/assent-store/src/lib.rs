@@ -12,6 +12,7 @@
 //!   [`assent_core::state::apply`]: the later sequence number wins;
 //! - an idempotency key is claimed at most once per controller.
 
+pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod model;

@@ -156,6 +156,25 @@ pub struct AppendBatch {
     pub erase_subject: Option<u64>,
 }
 
+impl AppendBatch {
+    /// The sequence number of the entry in this batch that publishes `version`, given the first
+    /// sequence number the batch was given: a notice version is stored only with its entry.
+    pub fn publication_seq(&self, first_seq: u64, version: &NoticeVersion) -> crate::StoreResult<u64> {
+        (first_seq..)
+            .zip(&self.entries)
+            .find_map(|(seq, new)| match &new.entry {
+                LedgerEntry::Notice(n) if n.purpose == version.purpose && n.version == version.version => Some(seq),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                crate::StoreError::Corrupt(format!(
+                    "notice version {} of `{}` has no publication entry in its batch",
+                    version.version, version.purpose
+                ))
+            })
+    }
+}
+
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {
