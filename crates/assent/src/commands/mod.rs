@@ -59,9 +59,7 @@ fn sqlite_path(settings: &Settings) -> Result<PathBuf, String> {
             Ok(settings.data_dir.join("assent.db"))
         }
         Some(url) if url.starts_with("sqlite://") => Ok(PathBuf::from(url.trim_start_matches("sqlite://"))),
-        Some(url) if is_postgres(url) => {
-            Err("this command reads a SQLite data directory; it does not work on PostgreSQL yet".into())
-        }
+        Some(url) if is_postgres(url) => Err("a PostgreSQL URL names no SQLite file".into()),
         Some(_) => Err("--database-url must start with sqlite:// or postgres://".into()),
     }
 }

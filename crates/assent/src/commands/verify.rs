@@ -15,9 +15,11 @@ use assent_core::merkle::{self, MemoryTree};
 use assent_core::note::{Checkpoint, Verifier};
 use assent_core::{ConsentState, ControllerId, PurposeId};
 use assent_store::Store;
-use assent_store_sqlite::SqliteStore;
+use assent_store_sqlite::{RawLedgerRow, SqliteStore};
 
-use super::{describe, keyring, open_sqlite};
+use crate::backend::Backend;
+
+use super::{describe, keyring, open_store};
 use crate::config::Settings;
 
 /// Entries per unit of parallel work; a power of two, so each chunk is whole Merkle subtrees.
@@ -79,7 +81,7 @@ impl Progress {
 }
 
 pub async fn run(settings: Settings) -> Result<(), String> {
-    let store = open_sqlite(&settings)?;
+    let store = open_store(&settings).await?;
     let keys = keyring(&settings);
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -114,7 +116,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 }
 
 async fn verify_controller(
-    store: &SqliteStore,
+    store: &Backend,
     id: &ControllerId,
     verifier: Option<&Verifier>,
 ) -> Result<(u64, usize, usize, usize), Finding> {
@@ -148,7 +150,15 @@ async fn verify_controller(
     let spawn_chunk = |start: u64| {
         let (store, id) = (store.clone(), id.clone());
         let end = (start + CHUNK).min(size);
-        tokio::task::spawn_blocking(move || check_chunk(&store, &id, start, end))
+        tokio::spawn(async move {
+            let rows = match store {
+                Backend::Sqlite(sqlite) => Rows::Sqlite(sqlite),
+                other => Rows::Read(other.entries(id.clone(), start, end).await?),
+            };
+            tokio::task::spawn_blocking(move || check_chunk(rows, &id, start, end))
+                .await
+                .map_err(|e| Finding(format!("a checker failed: {e}")))?
+        })
     };
     let mut in_flight = std::collections::VecDeque::new();
     let mut next_start = 0u64;
@@ -157,7 +167,7 @@ async fn verify_controller(
         next_start += CHUNK;
     }
     while let Some(task) = in_flight.pop_front() {
-        let chunk = task.await.map_err(|e| Finding(format!("a checker failed: {e}")))??;
+        let chunk = task.await.map_err(|e| Finding(format!("a reader failed: {e}")))??;
         if next_start < size {
             in_flight.push_back(spawn_chunk(next_start));
             next_start += CHUNK;
@@ -279,63 +289,30 @@ struct CheckedChunk {
     problem: Option<Finding>,
 }
 
+/// Where a chunk's rows come from: borrowed straight from SQLite, or already read from another
+/// backend through `Store::entries`.
+enum Rows {
+    Sqlite(SqliteStore),
+    Read(Vec<assent_store::StoredEntry>),
+}
+
 /// Checks entries `start..end`: each is present, its bytes hash to its leaf hash and decode to
 /// an entry of this controller, and the subtree hashes stored with it are the ones the entries
 /// produce.
-fn check_chunk(store: &SqliteStore, id: &ControllerId, start: u64, end: u64) -> Result<CheckedChunk, Finding> {
+fn check_chunk(rows: Rows, id: &ControllerId, start: u64, end: u64) -> Result<CheckedChunk, Finding> {
     let mut chunk = CheckedChunk::default();
     chunk.states.reserve(usize::try_from(end - start).unwrap_or(0));
-    let chunk_height = CHUNK.trailing_zeros();
     let mut next = start;
-    let scanned = store.scan_ledger(id, start, end, |row| {
-        if row.seq != next {
-            return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", row.seq)));
+    let scanned = match rows {
+        Rows::Sqlite(store) => {
+            store.scan_ledger(id, start, end, |row| check_row(&mut chunk, &mut next, id, start, row))?
         }
-        next += 1;
-        if leaf_hash(row.bytes) != row.leaf_hash {
-            return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", row.seq)));
-        }
-        let entry = decode_view(row.bytes)
-            .map_err(|err| Finding(format!("entry {}: not a valid canonical entry: {err}", row.seq)))?;
-        if entry.controller() != id.as_str() {
-            return Err(Finding(format!("entry {}: belongs to controller `{}`", row.seq, entry.controller())));
-        }
-        if let EntryView::Consent(c) = entry {
-            let local = match chunk.purposes.iter().position(|p| p.as_str() == c.purpose) {
-                Some(i) => i,
-                None => {
-                    let purpose =
-                        PurposeId::parse(c.purpose).map_err(|e| Finding(format!("entry {}: {e}", row.seq)))?;
-                    chunk.purposes.push(purpose);
-                    chunk.purposes.len() - 1
-                }
-            };
-            let state = ConsentState {
-                action: c.action,
-                version: c.version,
-                since: c.recorded_at,
-                method: c.method,
-                seq: row.seq,
-            };
-            chunk.states.push((c.subject, u32::try_from(local).unwrap_or(u32::MAX), state));
-        }
-        chunk.tree.push(row.leaf_hash);
-        // The subtree hashes stored with this entry must be the ones the entries so far produce:
-        // a difference means entries were altered, removed or reordered.
-        let completed = merkle::completed_by(row.seq);
-        if (row.seq + 1).trailing_zeros() as usize * 32 != row.nodes.len() {
-            return Err(subtree_mismatch(row.seq));
-        }
-        for ((level, index), stored) in completed.zip(row.nodes.chunks_exact(32)) {
-            let stored: Hash32 = stored.try_into().unwrap_or([0; 32]);
-            if u32::from(level) > chunk_height {
-                chunk.high_nodes.push((row.seq, level, stored));
-            } else if chunk.tree.node(level, index - (start >> level)) != Some(stored) {
-                return Err(subtree_mismatch(row.seq));
-            }
-        }
-        Ok(())
-    })?;
+        Rows::Read(entries) => entries.iter().try_for_each(|e| {
+            let nodes: Vec<u8> = e.nodes.iter().flatten().copied().collect();
+            let row = RawLedgerRow { seq: e.seq, bytes: &e.bytes, leaf_hash: e.leaf_hash, nodes: &nodes };
+            check_row(&mut chunk, &mut next, id, start, row)
+        }),
+    };
     if let Err(problem) = scanned {
         chunk.problem = Some(problem);
     } else if next < end {
@@ -344,8 +321,60 @@ fn check_chunk(store: &SqliteStore, id: &ControllerId, start: u64, end: u64) -> 
     Ok(chunk)
 }
 
+/// Checks one row of a chunk that starts at `start`; `next` is the sequence number expected.
+fn check_row(
+    chunk: &mut CheckedChunk,
+    next: &mut u64,
+    id: &ControllerId,
+    start: u64,
+    row: RawLedgerRow<'_>,
+) -> Result<(), Finding> {
+    let chunk_height = CHUNK.trailing_zeros();
+    if row.seq != *next {
+        return Err(Finding(format!("entry {next} is missing (the next stored entry is {})", row.seq)));
+    }
+    *next += 1;
+    if leaf_hash(row.bytes) != row.leaf_hash {
+        return Err(Finding(format!("entry {}: its bytes do not match its stored leaf hash", row.seq)));
+    }
+    let entry = decode_view(row.bytes)
+        .map_err(|err| Finding(format!("entry {}: not a valid canonical entry: {err}", row.seq)))?;
+    if entry.controller() != id.as_str() {
+        return Err(Finding(format!("entry {}: belongs to controller `{}`", row.seq, entry.controller())));
+    }
+    if let EntryView::Consent(c) = entry {
+        let local = match chunk.purposes.iter().position(|p| p.as_str() == c.purpose) {
+            Some(i) => i,
+            None => {
+                let purpose = PurposeId::parse(c.purpose).map_err(|e| Finding(format!("entry {}: {e}", row.seq)))?;
+                chunk.purposes.push(purpose);
+                chunk.purposes.len() - 1
+            }
+        };
+        let state =
+            ConsentState { action: c.action, version: c.version, since: c.recorded_at, method: c.method, seq: row.seq };
+        chunk.states.push((c.subject, u32::try_from(local).unwrap_or(u32::MAX), state));
+    }
+    chunk.tree.push(row.leaf_hash);
+    // The subtree hashes stored with this entry must be the ones the entries so far produce:
+    // a difference means entries were altered, removed or reordered.
+    let completed = merkle::completed_by(row.seq);
+    if (row.seq + 1).trailing_zeros() as usize * 32 != row.nodes.len() {
+        return Err(subtree_mismatch(row.seq));
+    }
+    for ((level, index), stored) in completed.zip(row.nodes.chunks_exact(32)) {
+        let stored: Hash32 = stored.try_into().unwrap_or([0; 32]);
+        if u32::from(level) > chunk_height {
+            chunk.high_nodes.push((row.seq, level, stored));
+        } else if chunk.tree.node(level, index - (start >> level)) != Some(stored) {
+            return Err(subtree_mismatch(row.seq));
+        }
+    }
+    Ok(())
+}
+
 async fn check_checkpoints(
-    store: &SqliteStore,
+    store: &Backend,
     id: &ControllerId,
     verifier: Option<&Verifier>,
     tree: &MemoryTree,

@@ -89,4 +89,8 @@ async fn the_server_runs_on_postgres_and_keeps_what_it_acknowledged_across_a_res
     // One notice and twenty grants.
     assert_eq!(note.text().await.unwrap().lines().nth(1), Some("21"));
     server.stop();
+    // The offline audit works on PostgreSQL too: entries, Merkle tree, checkpoints, state.
+    let o = run(&["verify"], dir.path(), &schema);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("ok: controller `pg`: 21 entries"), "{}", stdout(&o));
 }
