@@ -468,13 +468,14 @@ impl<S: Store> Assent<S> {
             return Ok(plan);
         }
         let id = ControllerId::parse(&file.controller.id).map_err(|e| ServiceError::invalid("controller.id", e))?;
+        let desired = desired(file)?;
         let c = &file.controller;
         if self.store().controller(id.clone()).await?.is_none() {
             self.create_controller(&c.id, &c.name, &c.languages, &c.profiles).await?;
         } else {
             let principal = self.system_principal(&id).await?;
             // The file is the source of truth; left-out languages mean the defaults, as on create.
-            let languages = desired(file)?.languages.iter().map(ToString::to_string).collect();
+            let languages = desired.languages.iter().map(ToString::to_string).collect();
             let patch = ControllerPatch {
                 name: Some(c.name.clone()),
                 languages: Some(languages),
@@ -489,7 +490,6 @@ impl<S: Store> Assent<S> {
                 .await
                 .map_err(|e| prefix(e, &format!("data_categories[{i}]")))?;
         }
-        let desired = desired(file)?;
         for (i, (p, (purpose, content))) in file.purposes.iter().zip(&desired.purposes).enumerate() {
             self.put_purpose(&principal, &p.id, p.body()).await.map_err(|e| prefix(e, &format!("purposes[{i}]")))?;
             let catalog = principal.controller.catalog();

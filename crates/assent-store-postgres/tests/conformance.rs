@@ -139,6 +139,30 @@ fn consent(c: &ControllerId, s: &SubjectRecord, action: Action, at: i64) -> NewE
     .with_subject(s.number)
 }
 
+/// The ledger holds entries `0..size` and nothing else; every entry carries exactly the subtrees
+/// it completed; and the root of every tree size, from stored nodes (read through each store in
+/// turn), is the root of the leaves rebuilt in memory.
+async fn assert_ledger_is_the_tree_of_its_leaves(stores: &[&PostgresStore], id: &ControllerId, size: u64) {
+    let entries = stores[0].entries(id.clone(), 0, size + 10).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
+    let mut tree = MemoryTree::default();
+    for e in &entries {
+        tree.push(e.leaf_hash);
+    }
+    for e in &entries {
+        let expected: Vec<_> = completed_by(e.seq).map(|(l, i)| tree.node(l, i).unwrap()).collect();
+        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
+    }
+    for n in 1..=size {
+        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
+        let store = stores[usize::try_from(n).unwrap() % stores.len()];
+        let stored = store.tree_nodes(id.clone(), wanted.clone()).await.unwrap();
+        let mut lookup: HashMap<_, _> = wanted.into_iter().zip(stored).collect();
+        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).unwrap();
+        assert_eq!(from_store, root(n, &mut tree.reader()).unwrap(), "root of size {n}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_conformance_story() {
     let Some(schema) = Schema::new("postgres_passes_the_conformance_story") else { return };
@@ -207,26 +231,7 @@ async fn two_nodes_appending_to_one_controller_keep_sequence_numbers_gapless() {
     assert_eq!(node_a.ledger_size(c.id.clone()).await.unwrap(), size);
     assert_eq!(node_b.ledger_size(c.id.clone()).await.unwrap(), size);
 
-    let entries = node_b.entries(c.id.clone(), 0, size + 10).await.unwrap();
-    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
-    let mut tree = MemoryTree::default();
-    for e in &entries {
-        tree.push(e.leaf_hash);
-    }
-    // Every entry carries exactly the subtrees it completed, whichever node wrote its neighbours.
-    for e in &entries {
-        let expected: Vec<_> = completed_by(e.seq).map(|(l, i)| tree.node(l, i).unwrap()).collect();
-        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
-    }
-    // The root of every tree size, from stored nodes, is the root of the leaves rebuilt in memory.
-    for n in 1..=size {
-        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
-        let store = if n % 2 == 0 { &node_a } else { &node_b };
-        let stored = store.tree_nodes(c.id.clone(), wanted.clone()).await.unwrap();
-        let mut lookup: HashMap<_, _> = wanted.into_iter().zip(stored).collect();
-        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).unwrap();
-        assert_eq!(from_store, root(n, &mut tree.reader()).unwrap(), "root of size {n}");
-    }
+    assert_ledger_is_the_tree_of_its_leaves(&[&node_a, &node_b], &c.id, size).await;
 
     // Each subject's history is every event its task wrote, and its state is the last of them.
     let subjects = node_a.load_subjects(c.id.clone()).await.unwrap();
@@ -341,21 +346,5 @@ async fn grouped_appends_fail_alone_and_the_rest_stay_gapless() {
     let stored: Vec<u64> = store.load_subjects(c.id.clone()).await.unwrap().iter().map(|s| s.number).collect();
     assert_eq!(stored, (0..APPENDS).filter(|i| i % 8 != 0).collect::<Vec<_>>());
 
-    let entries = store.entries(c.id.clone(), 0, size + 10).await.unwrap();
-    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..size).collect::<Vec<_>>());
-    let mut tree = MemoryTree::default();
-    for e in &entries {
-        tree.push(e.leaf_hash);
-    }
-    for e in &entries {
-        let expected: Vec<_> = completed_by(e.seq).map(|(l, i)| tree.node(l, i).unwrap()).collect();
-        assert_eq!(e.nodes, expected, "subtrees completed by entry {}", e.seq);
-    }
-    for n in 1..=size {
-        let wanted = nodes_needed(|get| root(n, get).map(|_| ()));
-        let stored = store.tree_nodes(c.id.clone(), wanted.clone()).await.unwrap();
-        let mut lookup: HashMap<_, _> = wanted.into_iter().zip(stored).collect();
-        let from_store = root(n, &mut |l, i| lookup.remove(&(l, i)).ok_or(())).unwrap();
-        assert_eq!(from_store, root(n, &mut tree.reader()).unwrap(), "root of size {n}");
-    }
+    assert_ledger_is_the_tree_of_its_leaves(&[&store], &c.id, size).await;
 }

@@ -87,15 +87,8 @@ async fn every_acknowledged_event_survives_kill_9() {
     let subjects: Vec<String> = (0..WRITERS).map(|w| format!("r{}-w{w}-s0", ROUNDS - 1)).collect();
     let mut answers = HashMap::new();
     for s in &subjects {
-        let v: Value = client
-            .get(format!("{}/v1/decisions?subject={s}&purpose=ads", server.base))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            get_json(&client, &format!("{}/v1/decisions?subject={s}&purpose=ads", server.base), Some(&key)).await;
         answers.insert(s.clone(), v["allowed"].as_bool().unwrap());
     }
     server.stop();

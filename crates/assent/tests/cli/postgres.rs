@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{Server, seed_catalog, stderr, stdout};
+use crate::support::{Server, get_json, seed_catalog, stderr, stdout};
 
 struct Schema {
     url: String,
@@ -73,15 +73,8 @@ async fn the_server_runs_on_postgres_and_keeps_what_it_acknowledged_across_a_res
 
     let server = Server::start_with_env(dir.path(), &env).await;
     for i in 0..20 {
-        let d: serde_json::Value = client
-            .get(format!("{}/v1/decisions?subject=c{i}&purpose=ads", server.base))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: serde_json::Value =
+            get_json(&client, &format!("{}/v1/decisions?subject=c{i}&purpose=ads", server.base), Some(&key)).await;
         assert_eq!(d, serde_json::json!({"allowed": true, "reason": "granted"}));
     }
     let note = client.get(format!("{}/v1/ledger/checkpoint?controller=pg", server.base)).send().await.unwrap();

@@ -123,3 +123,18 @@ pub async fn seed_catalog(base: &str, key: &str) {
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
 }
+
+/// `GET url` (with the key, when given) and the body as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str, key: Option<&str>) -> serde_json::Value {
+    let request = client.get(url);
+    let request = match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    };
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// `GET url` without a key, and the body as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}

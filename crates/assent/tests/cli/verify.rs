@@ -32,23 +32,8 @@ async fn ledger_with_history() -> (tempfile::TempDir, String, String) {
     }
     call("DELETE", "/v1/subjects/c8", json!(null)).await.unwrap();
     call("POST", "/v1/ledger/checkpoint", json!(null)).await.unwrap();
-    let receipt: Value = client
-        .get(format!("{}/v1/subjects/c1/receipts/2", server.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let public_key = client
-        .get(format!("{}/v1/ledger/public-key?controller=audit", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let receipt: Value = get_json(&client, &format!("{}/v1/subjects/c1/receipts/2", server.base), Some(&key)).await;
+    let public_key = get_text(&client, &format!("{}/v1/ledger/public-key?controller=audit", server.base)).await;
     server.stop();
     std::fs::write(dir.path().join("receipt.json"), receipt.to_string()).unwrap();
     (dir, public_key.trim().to_owned(), receipt["receipt"].as_str().unwrap().to_owned())
@@ -187,14 +172,7 @@ async fn the_readme_audit_walk_through_works() {
         client.request(method.parse().unwrap(), format!("{}{path}", server.base)).bearer_auth(&key).json(&body).send()
     };
     // A checkpoint of the empty log, asked for before anything happened, is served signed.
-    let empty = client
-        .get(format!("{}/v1/ledger/checkpoint?controller=walk", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let empty = get_text(&client, &format!("{}/v1/ledger/checkpoint?controller=walk", server.base)).await;
     assert_eq!(empty.lines().nth(1), Some("0"));
     seed_catalog(&server.base, &key).await;
     let events: Vec<Value> = (0..1500)
@@ -206,28 +184,14 @@ async fn the_readme_audit_walk_through_works() {
     // The signer runs every second: the public checkpoint catches up without being asked.
     let mut note = String::new();
     for _ in 0..40 {
-        note = client
-            .get(format!("{}/v1/ledger/checkpoint?controller=walk", server.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        note = get_text(&client, &format!("{}/v1/ledger/checkpoint?controller=walk", server.base)).await;
         if note.lines().nth(1) == Some("1501") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(note.lines().nth(1), Some("1501"), "{note}");
-    let vkey = client
-        .get(format!("{}/v1/ledger/public-key?controller=walk", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let vkey = get_text(&client, &format!("{}/v1/ledger/public-key?controller=walk", server.base)).await;
     std::fs::write(dir.path().join("checkpoint.txt"), &note).unwrap();
     std::fs::write(dir.path().join("walk.vkey"), &vkey).unwrap();
     let o = assent(&["keys", "create", "--controller", "walk", "--scope", "audit"], dir.path());
