@@ -108,6 +108,8 @@ struct Committed {
     seq: u64,
     event: ConsentEvent,
     leaf_hash: [u8; 32],
+    /// The stored number of its subject, when known.
+    subject_number: Option<u64>,
 }
 
 struct Common {
@@ -465,9 +467,12 @@ impl<S: Store> Assent<S> {
         let committed = entries
             .into_iter()
             .map(|stored| match assent_core::encoding::decode(&stored.bytes) {
-                Ok(LedgerEntry::Consent(event)) => {
-                    Ok(Committed { seq: stored.seq, event, leaf_hash: stored.leaf_hash })
-                }
+                Ok(LedgerEntry::Consent(event)) => Ok(Committed {
+                    seq: stored.seq,
+                    event,
+                    leaf_hash: stored.leaf_hash,
+                    subject_number: stored.subject_number,
+                }),
                 Ok(_) => Err(ServiceError::Store(StoreError::Corrupt(format!(
                     "entry {} is not a consent event",
                     stored.seq
@@ -482,8 +487,36 @@ impl<S: Store> Assent<S> {
     }
 
     /// Turns planned choices into ledger entries, appends them atomically, and applies the
-    /// result to memory before returning.
+    /// result to memory before returning. If another node stored one of the subjects first, its
+    /// record is adopted and the entries are made again for it.
     async fn commit(
+        &self,
+        handle: &Arc<ControllerHandle>,
+        catalog: &CatalogView,
+        planned: Vec<Planned>,
+        idempotency: Option<Idempotency>,
+    ) -> ServiceResult<Vec<Committed>> {
+        // Each retry adopts one more subject another node created in the same instant; a batch
+        // racing many such nodes at once gives up after a few rounds rather than spin.
+        const ATTEMPTS: usize = 8;
+        let mut attempt = 1;
+        loop {
+            match self.commit_once(handle, catalog, planned.clone(), idempotency.clone()).await {
+                Err(ServiceError::Store(StoreError::SubjectExists(record))) if attempt < ATTEMPTS => {
+                    self.adopt_subject(handle, *record).await?;
+                    attempt += 1;
+                }
+                Err(ServiceError::Store(StoreError::SubjectExists(_))) => {
+                    return Err(ServiceError::Conflict(
+                        "other nodes kept creating the same customers; nothing was recorded, try again".into(),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn commit_once(
         &self,
         handle: &Arc<ControllerHandle>,
         catalog: &CatalogView,
@@ -580,16 +613,20 @@ impl<S: Store> Assent<S> {
             .into_iter()
             .zip(appended.first_seq..)
             .filter_map(|(new, seq)| match new.entry {
-                LedgerEntry::Consent(event) => Some(Committed { seq, event, leaf_hash: new.leaf_hash }),
+                LedgerEntry::Consent(event) => {
+                    Some(Committed { seq, event, leaf_hash: new.leaf_hash, subject_number: None })
+                }
                 LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => None,
             })
             .collect();
         {
-            // We know whose each event is: apply by id, without the pseudonym map.
             let mut subjects = write(&handle.subjects);
+            for (record, number) in batch.new_subjects.iter().zip(&appended.subject_numbers) {
+                subjects.mark_stored(&record.id, &record.pseudonym, *number);
+            }
+            // We know whose each event is: apply by id, without the pseudonym map.
             for (c, owner) in committed.iter().zip(&owners) {
                 if let Some(entry) = subjects.by_id.get_mut(owner) {
-                    entry.persisted = true;
                     entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
                 }
             }
@@ -599,13 +636,16 @@ impl<S: Store> Assent<S> {
 }
 
 /// Applies committed events to memory. Safe to repeat: a committed event proves its subject's
-/// record committed with it, and the seq guard keeps the newest state.
+/// record committed with it (under the number the store gave), and the seq guard keeps the
+/// newest state.
 fn apply_committed(handle: &ControllerHandle, committed: &[Committed]) {
     let mut subjects = write(&handle.subjects);
     for c in committed {
-        let owner = subjects.by_pseudonym.get(&c.event.subject).cloned();
-        if let Some(entry) = owner.and_then(|id| subjects.by_id.get_mut(&id)) {
-            entry.persisted = true;
+        let Some(owner) = subjects.by_pseudonym.get(&c.event.subject).cloned() else { continue };
+        if let Some(number) = c.subject_number {
+            subjects.mark_stored(&owner, &c.event.subject, number);
+        }
+        if let Some(entry) = subjects.by_id.get_mut(&owner) {
             entry.apply(&c.event.purpose, ConsentState::from_event(&c.event, c.seq));
         }
     }

@@ -234,10 +234,7 @@ impl<S: Store> Assent<S> {
                 StoreError::NotFound(_) => ServiceError::NotFound("subject".into()),
                 other => other.into(),
             })?;
-        let mut subjects = write(&handle.subjects);
-        if let Some(entry) = subjects.by_id.remove(&subject_id) {
-            subjects.by_pseudonym.remove(&entry.record.pseudonym);
-        }
+        write(&handle.subjects).remove(&subject_id);
         Ok(ErasureOut { erased: true, seq: appended.first_seq })
     }
 

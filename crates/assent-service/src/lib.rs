@@ -14,6 +14,7 @@ pub mod center;
 pub mod clock;
 pub mod consents;
 pub mod error;
+pub mod follow;
 pub mod ledger;
 pub mod links;
 pub mod memory;
@@ -31,7 +32,7 @@ use assent_store::{Scope, Store, SubjectRecord};
 pub use crate::auth::Principal;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{ServiceError, ServiceResult};
-use crate::memory::{CatalogView, ControllerHandle, SubjectEntry, Subjects, read, write};
+use crate::memory::{CatalogView, ControllerHandle, Subjects, read, write};
 
 /// Languages every controller gets unless it says otherwise.
 pub const DEFAULT_LANGUAGES: [&str; 2] = ["en", "es"];
@@ -184,13 +185,15 @@ impl<S: Store> Assent<S> {
             .controller(id.clone())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("controller `{id}`")))?;
+        // Read before the state: whatever commits meanwhile is read back by the next catch-up
+        // (applying an entry twice changes nothing).
+        let applied = self.store.ledger_size(id.clone()).await?;
         let mut catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
         catalog.refresh_days = self.refresh_days_for(&info.profiles);
         let mut subjects =
             Subjects { next_number: self.store.next_subject_number(id.clone()).await?, ..Subjects::default() };
         for record in self.store.load_subjects(id.clone()).await? {
-            subjects.by_pseudonym.insert(record.pseudonym, record.id.clone());
-            subjects.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states: Vec::new() });
+            subjects.insert_stored(record, Vec::new());
         }
         for stored in self.store.load_states(id.clone()).await? {
             let owner = subjects.by_pseudonym.get(&stored.subject).cloned();
@@ -198,7 +201,7 @@ impl<S: Store> Assent<S> {
                 entry.apply(&stored.purpose, stored.state);
             }
         }
-        let handle = Arc::new(ControllerHandle::new(info, catalog, subjects));
+        let handle = Arc::new(ControllerHandle::new(info, catalog, subjects, applied));
         write(&self.controllers).insert(id, Arc::clone(&handle));
         Ok(handle)
     }

@@ -119,8 +119,49 @@ impl SubjectEntry {
 pub struct Subjects {
     pub by_id: HashMap<SubjectId, SubjectEntry>,
     pub by_pseudonym: HashMap<Pseudonym, SubjectId>,
-    /// The storage number the next new subject gets (see `SubjectRecord::number`).
+    /// Stored subjects by storage number: an erasure another node records names its subject
+    /// only by number.
+    pub by_number: HashMap<u64, Pseudonym>,
+    /// The storage number the next new subject gets (see `SubjectRecord::number`). A store
+    /// shared by several nodes allocates the real number when it stores the subject.
     pub next_number: u64,
+}
+
+impl Subjects {
+    /// Holds a subject as the store has it, replacing any record this node made up for the same
+    /// id that the store did not take.
+    pub fn insert_stored(&mut self, record: SubjectRecord, states: Vec<(PurposeId, ConsentState)>) {
+        self.remove(&record.id);
+        self.next_number = self.next_number.max(record.number.saturating_add(1));
+        self.by_pseudonym.insert(record.pseudonym, record.id.clone());
+        self.by_number.insert(record.number, record.pseudonym);
+        self.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states });
+    }
+
+    /// Records that the store took `id`'s record under `number`.
+    pub fn mark_stored(&mut self, id: &SubjectId, pseudonym: &Pseudonym, number: u64) {
+        if let Some(entry) = self.by_id.get_mut(id).filter(|e| e.record.pseudonym == *pseudonym) {
+            entry.persisted = true;
+            entry.record.number = number;
+            self.by_number.insert(number, *pseudonym);
+            self.next_number = self.next_number.max(number.saturating_add(1));
+        }
+    }
+
+    pub fn remove(&mut self, id: &SubjectId) -> Option<SubjectEntry> {
+        let entry = self.by_id.remove(id)?;
+        self.by_pseudonym.remove(&entry.record.pseudonym);
+        if entry.persisted {
+            self.by_number.remove(&entry.record.number);
+        }
+        Some(entry)
+    }
+
+    pub fn remove_number(&mut self, number: u64) -> Option<SubjectEntry> {
+        let pseudonym = self.by_number.get(&number)?;
+        let id = self.by_pseudonym.get(pseudonym)?.clone();
+        self.remove(&id)
+    }
 }
 
 /// Everything a node holds for one controller.
@@ -131,15 +172,19 @@ pub struct ControllerHandle {
     pub subjects: RwLock<Subjects>,
     /// Serialises catalog changes (version numbering) within this node.
     pub catalog_writes: tokio::sync::Mutex<()>,
+    /// How much of the ledger this node has read back and applied: every entry below it is in
+    /// memory, whichever node wrote it. Held while catching up, so one catch-up runs at a time.
+    pub applied: tokio::sync::Mutex<u64>,
 }
 
 impl ControllerHandle {
-    pub fn new(info: Controller, catalog: CatalogView, subjects: Subjects) -> Self {
+    pub fn new(info: Controller, catalog: CatalogView, subjects: Subjects, applied: u64) -> Self {
         Self {
             info: RwLock::new(info),
             catalog: RwLock::new(Arc::new(catalog)),
             subjects: RwLock::new(subjects),
             catalog_writes: tokio::sync::Mutex::new(()),
+            applied: tokio::sync::Mutex::new(applied),
         }
     }
 

@@ -5,7 +5,9 @@
 //! 1. lock the controller's `ledger_heads` row (`SELECT ... FOR UPDATE`, creating the row first
 //!    if it is missing): every other append to that controller, from this node or another, now
 //!    waits for this transaction to end, so the head's `next_seq` is this batch's first number;
-//! 2. claim the idempotency key, erase the subject, insert new subjects, as the SQLite writer does;
+//! 2. claim the idempotency key and erase the subject, as the SQLite writer does, and store new
+//!    subjects under numbers allocated from the head row (a subject another node stored first
+//!    under the same id is returned as `SubjectExists`, for the caller to adopt);
 //! 3. read the stored nodes on the tree's right edge that the new leaves' subtrees need (one
 //!    query), and compute the subtree hashes each new leaf completes;
 //! 4. insert the entries, their consent states and evidence (one statement each, however many
@@ -19,26 +21,38 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use assent_core::crypto::Hash32;
 use assent_core::{LedgerEntry, merkle};
-use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult};
+use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult, SubjectRecord};
 use tokio_postgres::Row;
 
-use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, to_json};
+use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, subject, to_json};
 use crate::pool::Tx;
 
-const SELECT_HEAD: &str = "SELECT next_seq FROM ledger_heads WHERE controller = $1 FOR UPDATE";
+const SELECT_HEAD: &str = "SELECT next_seq, next_subject FROM ledger_heads WHERE controller = $1 FOR UPDATE";
 
-/// Locks the controller's head row and returns the next sequence number.
-async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<u64> {
+/// A controller's head row: the next sequence number and the next subject number.
+struct Head {
+    next_seq: u64,
+    next_subject: u64,
+}
+
+fn head(row: &Row) -> StoreResult<Head> {
+    Ok(Head { next_seq: seq_from_sql(get(row, 0)?)?, next_subject: seq_from_sql(get(row, 1)?)? })
+}
+
+/// Locks the controller's head row and returns it.
+async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<Head> {
     if let Some(row) = tx.query_opt(SELECT_HEAD, &[&controller]).await? {
-        return seq_from_sql(get(&row, 0)?);
+        return head(&row);
     }
     // A controller's first append. If another node is inserting the same row, this waits for
     // its transaction and then does nothing; the SELECT after it (a new snapshot, under READ
-    // COMMITTED) sees the row either way. The head starts after any entries already stored, so
-    // a ledger copied in without heads is continued, not overwritten.
+    // COMMITTED) sees the row either way. The head starts after any entries and subjects
+    // already stored, so a ledger copied in without heads is continued, not overwritten.
     tx.execute(
-        "INSERT INTO ledger_heads (controller, next_seq)
-         SELECT $1, COALESCE(MAX(seq) + 1, 0) FROM ledger WHERE controller = $1
+        "INSERT INTO ledger_heads (controller, next_seq, next_subject)
+         SELECT $1, COALESCE((SELECT MAX(seq) + 1 FROM ledger WHERE controller = $1), 0),
+                GREATEST(COALESCE((SELECT MAX(number) + 1 FROM subjects WHERE controller = $1), 0),
+                         COALESCE((SELECT MAX(subject_no) + 1 FROM ledger WHERE controller = $1), 0))
          ON CONFLICT (controller) DO NOTHING",
         &[&controller],
     )
@@ -47,7 +61,7 @@ async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<u64> {
         .query_opt(SELECT_HEAD, &[&controller])
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("the ledger head of `{controller}` vanished")))?;
-    seq_from_sql(get(&row, 0)?)
+    head(&row)
 }
 
 pub(crate) const FIND_IDEMPOTENCY: &str =
@@ -68,7 +82,8 @@ pub(crate) fn idempotency_record(key: &str, row: &Row) -> StoreResult<Idempotenc
 /// where those batches' rows are visible, so nothing is cached across batches.
 pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
-    let first_seq = lock_head(tx, controller).await?;
+    let head = lock_head(tx, controller).await?;
+    let first_seq = head.next_seq;
     let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
     let next_seq = first_seq.checked_add(count).ok_or_else(|| StoreError::Corrupt("ledger is full".into()))?;
     let first_sql = seq_to_sql(first_seq)?;
@@ -116,22 +131,18 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
         }
     }
 
-    insert_subjects(tx, batch).await?;
-    check_subjects(tx, batch, first_seq).await?;
+    let (subject_numbers, next_subject) = insert_subjects(tx, batch, head.next_subject).await?;
+    let numbers = entry_subjects(batch, &subject_numbers)?;
+    check_subjects(tx, batch, &numbers, &subject_numbers).await?;
 
     let leaves: Vec<Hash32> = batch.entries.iter().map(|e| e.leaf_hash).collect();
     let nodes = completed_nodes(tx, controller, first_seq, &leaves).await?;
 
     // The entries, in one statement: parallel arrays, zipped by UNNEST in order.
     let mut seqs = Vec::with_capacity(batch.entries.len());
-    let mut subject_nos = Vec::with_capacity(batch.entries.len());
-    for (seq, new) in (first_seq..).zip(&batch.entries) {
-        let seq = seq_to_sql(seq)?;
-        seqs.push(seq);
-        subject_nos.push(match &new.entry {
-            LedgerEntry::Consent(_) => new.subject_number.map(seq_to_sql).transpose()?,
-            LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => None,
-        });
+    let subject_nos = numbers.iter().map(|n| n.map(seq_to_sql).transpose()).collect::<StoreResult<Vec<_>>>()?;
+    for seq in (first_seq..).take(batch.entries.len()) {
+        seqs.push(seq_to_sql(seq)?);
     }
     if !seqs.is_empty() {
         let bytes: Vec<&[u8]> = batch.entries.iter().map(|e| e.bytes.as_slice()).collect();
@@ -145,7 +156,7 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
         .await?;
     }
 
-    write_states_and_evidence(tx, batch, &seqs).await?;
+    write_states_and_evidence(tx, batch, &seqs, &subject_nos).await?;
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
@@ -162,85 +173,115 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
         }
     }
 
-    if next_seq != first_seq {
+    if next_seq != first_seq || next_subject != head.next_subject {
         tx.execute(
-            "UPDATE ledger_heads SET next_seq = $2 WHERE controller = $1",
-            &[&controller, &seq_to_sql(next_seq)?],
+            "UPDATE ledger_heads SET next_seq = $2, next_subject = $3 WHERE controller = $1",
+            &[&controller, &seq_to_sql(next_seq)?, &seq_to_sql(next_subject)?],
         )
         .await?;
     }
-    Ok(Appended { first_seq })
+    Ok(Appended { first_seq, subject_numbers })
 }
 
-/// Inserts the batch's new subjects if absent. The same pending subject may arrive twice (two
-/// requests racing on a new customer); a different subject under a number in use is refused.
-async fn insert_subjects(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<()> {
+/// Stores the batch's new subjects under numbers allocated from the head row (held locked, so
+/// no other writer allocates meanwhile), and returns each one's number and the next free one.
+/// Numbers at or past the head are free, whatever other nodes have in memory. A
+/// subject already stored with the same pseudonym (two requests racing on a new customer) keeps
+/// its number; one stored under the same id with another pseudonym was created by another
+/// writer first, and is returned in [`StoreError::SubjectExists`] for the caller to adopt.
+async fn insert_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, mut next: u64) -> StoreResult<(Vec<u64>, u64)> {
     if batch.new_subjects.is_empty() {
-        return Ok(());
+        return Ok((Vec::new(), next));
     }
     let controller = batch.controller.as_str();
-    let subjects = &batch.new_subjects;
-    let numbers = subjects.iter().map(|s| seq_to_sql(s.number)).collect::<StoreResult<Vec<_>>>()?;
-    let ids: Vec<&str> = subjects.iter().map(|s| s.id.as_str()).collect();
-    let secrets: Vec<&[u8]> = subjects.iter().map(|s| &s.secret[..]).collect();
-    let pseudonyms: Vec<&[u8]> = subjects.iter().map(|s| &s.pseudonym.0[..]).collect();
-    let created: Vec<i64> = subjects.iter().map(|s| s.created_at.unix_millis()).collect();
-    let inserted: HashSet<i64> = tx
+    let ids: Vec<&str> = batch.new_subjects.iter().map(|s| s.id.as_str()).collect();
+    let stored: HashMap<String, SubjectRecord> = tx
         .query(
-            "INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])
-             ON CONFLICT (controller, number) DO NOTHING
-             RETURNING number",
-            &[&controller, &numbers, &ids, &secrets, &pseudonyms, &created],
+            "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = $1 AND id = ANY($2)",
+            &[&controller, &ids],
         )
         .await?
         .iter()
-        .map(|row| get(row, 0))
+        .map(|row| subject(row).map(|s| (s.id.as_str().to_owned(), s)))
         .collect::<StoreResult<_>>()?;
-    // Skipped rows: numbers already stored, and repeats of a number within the batch (the
-    // statement keeps the first). Each must be the subject already stored under its number.
-    let mut seen = HashSet::new();
-    let skipped: Vec<(i64, &[u8; 32], u64)> = subjects
-        .iter()
-        .zip(&numbers)
-        .filter(|(_, number)| !seen.insert(**number) || !inserted.contains(number))
-        .map(|(s, number)| (*number, &s.pseudonym.0, s.number))
-        .collect();
-    if skipped.is_empty() {
-        return Ok(());
-    }
-    let wanted: Vec<i64> = skipped.iter().map(|(n, _, _)| *n).collect();
-    let mut stored = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT number, pseudonym FROM subjects WHERE controller = $1 AND number = ANY($2)",
-            &[&controller, &wanted],
-        )
-        .await?
-    {
-        stored.insert(get::<i64>(&row, 0)?, get::<Vec<u8>>(&row, 1)?);
-    }
-    for (number, pseudonym, shown) in skipped {
-        if stored.get(&number).map(Vec::as_slice) != Some(&pseudonym[..]) {
-            return Err(StoreError::AlreadyExists(format!("subject number {shown}")));
+    let mut numbers = Vec::with_capacity(batch.new_subjects.len());
+    let mut fresh: Vec<(u64, &SubjectRecord)> = Vec::new();
+    for new in &batch.new_subjects {
+        let earlier = stored
+            .get(new.id.as_str())
+            .map(|s| (s.number, &s.pseudonym))
+            .or_else(|| fresh.iter().find(|(_, s)| s.id == new.id).map(|(n, s)| (*n, &s.pseudonym)));
+        match earlier {
+            Some((number, pseudonym)) if *pseudonym == new.pseudonym => numbers.push(number),
+            Some(_) => {
+                let existing = stored
+                    .get(new.id.as_str())
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt("one batch carries two records for one subject".into()))?;
+                return Err(StoreError::SubjectExists(Box::new(existing)));
+            }
+            None => {
+                // The caller's number when no writer can have used it yet (at or past the head),
+                // so a single node's numbers are the ones it proposed; the next free one if not.
+                let number = new.number.max(next);
+                numbers.push(number);
+                fresh.push((number, new));
+                next = number.checked_add(1).ok_or_else(|| StoreError::Corrupt("subject numbers ran out".into()))?;
+            }
         }
     }
-    Ok(())
+    if !fresh.is_empty() {
+        let numbers = fresh.iter().map(|(n, _)| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
+        let ids: Vec<&str> = fresh.iter().map(|(_, s)| s.id.as_str()).collect();
+        let secrets: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.secret[..]).collect();
+        let pseudonyms: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.pseudonym.0[..]).collect();
+        let created: Vec<i64> = fresh.iter().map(|(_, s)| s.created_at.unix_millis()).collect();
+        tx.execute(
+            "INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])",
+            &[&controller, &numbers, &ids, &secrets, &pseudonyms, &created],
+        )
+        .await?;
+    }
+    Ok((numbers, next))
+}
+
+/// The subject number each entry's row carries: a consent entry's subject (a new subject's
+/// allocated number, found by pseudonym), an erasure's erased subject, nothing for a notice.
+fn entry_subjects(batch: &AppendBatch, allocated: &[u64]) -> StoreResult<Vec<Option<u64>>> {
+    let new: HashMap<&[u8; 32], u64> =
+        batch.new_subjects.iter().map(|s| &s.pseudonym.0).zip(allocated.iter().copied()).collect();
+    batch
+        .entries
+        .iter()
+        .map(|entry| match &entry.entry {
+            LedgerEntry::Consent(event) => new
+                .get(&event.subject.0)
+                .copied()
+                .or(entry.subject_number)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("a consent entry has no subject number".into())),
+            LedgerEntry::Erasure(_) => Ok(batch.erase_subject),
+            LedgerEntry::Notice(_) => Ok(None),
+        })
+        .collect()
 }
 
 /// Refuses a consent entry whose subject the store does not have (erased meanwhile, say): its
 /// events would otherwise bring back state and evidence with no one behind them.
-async fn check_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, first_seq: u64) -> StoreResult<()> {
-    let known: HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
+async fn check_subjects(
+    tx: &mut Tx<'_>,
+    batch: &AppendBatch,
+    numbers: &[Option<u64>],
+    allocated: &[u64],
+) -> StoreResult<()> {
     let mut referenced = Vec::new();
-    for (seq, new) in (first_seq..).zip(&batch.entries) {
-        if let LedgerEntry::Consent(_) = &new.entry {
-            let number = new
-                .subject_number
-                .ok_or_else(|| StoreError::Corrupt(format!("consent entry {seq} has no subject number")))?;
-            if !known.contains(&number) && !referenced.contains(&number) {
-                referenced.push(number);
-            }
+    for (entry, number) in batch.entries.iter().zip(numbers) {
+        if let (LedgerEntry::Consent(_), Some(number)) = (&entry.entry, number)
+            && !allocated.contains(number)
+            && !referenced.contains(number)
+        {
+            referenced.push(*number);
         }
     }
     if referenced.is_empty() {
@@ -264,15 +305,19 @@ async fn check_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, first_seq: u64) ->
 
 /// Upserts each (subject, purpose) state the batch changes (the later sequence number wins,
 /// against the stored row too) and inserts consent entries' evidence.
-async fn write_states_and_evidence(tx: &mut Tx<'_>, batch: &AppendBatch, seqs: &[i64]) -> StoreResult<()> {
+async fn write_states_and_evidence(
+    tx: &mut Tx<'_>,
+    batch: &AppendBatch,
+    seqs: &[i64],
+    subject_nos: &[Option<i64>],
+) -> StoreResult<()> {
     // One row per (subject, purpose): a statement may not upsert the same row twice. The batch's
     // last event for it wins, as it would one statement at a time; the pseudonym is its first
     // event's, as the first insert would have stored it.
     let mut latest: BTreeMap<(i64, &str), (usize, &[u8; 32])> = BTreeMap::new();
     let (mut ev_seqs, mut ev_subjects, mut ev_bodies) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, (new, seq)) in batch.entries.iter().zip(seqs).enumerate() {
-        let (LedgerEntry::Consent(event), Some(number)) = (&new.entry, new.subject_number) else { continue };
-        let number = seq_to_sql(number)?;
+    for (i, ((new, seq), number)) in batch.entries.iter().zip(seqs).zip(subject_nos).enumerate() {
+        let (LedgerEntry::Consent(event), Some(number)) = (&new.entry, *number) else { continue };
         latest.entry((number, event.purpose.as_str())).and_modify(|(at, _)| *at = i).or_insert((i, &event.subject.0));
         if let Some(evidence) = &new.evidence {
             ev_seqs.push(*seq);

@@ -2,7 +2,7 @@
 
 use assent_core::event::{Action, Method, Pseudonym};
 use assent_core::{ConsentState, PurposeId, Timestamp};
-use assent_store::{StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredState};
+use assent_store::{StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredState, SubjectRecord};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
@@ -40,7 +40,7 @@ pub(crate) fn bound_to_sql(bound: u64) -> i64 {
     i64::try_from(bound).unwrap_or(i64::MAX)
 }
 
-/// A row of `SELECT seq, bytes, leaf_hash, nodes FROM ledger`.
+/// A row of `SELECT seq, bytes, leaf_hash, nodes, subject_no FROM ledger`.
 pub(crate) fn entry(row: &Row) -> StoreResult<StoredEntry> {
     let seq: i64 = get(row, 0)?;
     let leaf: &[u8] = get(row, 2)?;
@@ -54,6 +54,18 @@ pub(crate) fn entry(row: &Row) -> StoreResult<StoredEntry> {
         bytes: get(row, 1)?,
         leaf_hash: hash32(leaf, "leaf_hash")?,
         nodes: nodes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect(),
+        subject_number: get::<Option<i64>>(row, 4)?.map(seq_from_sql).transpose()?,
+    })
+}
+
+/// A row of `SELECT id, secret, pseudonym, created_at, number FROM subjects`.
+pub(crate) fn subject(row: &Row) -> StoreResult<SubjectRecord> {
+    Ok(SubjectRecord {
+        number: seq_from_sql(get(row, 4)?)?,
+        id: assent_core::SubjectId::parse(get(row, 0)?).map_err(StoreError::Corrupt)?,
+        secret: hash32(get(row, 1)?, "secret")?,
+        pseudonym: Pseudonym(hash32(get(row, 2)?, "pseudonym")?),
+        created_at: assent_core::Timestamp::from_unix_millis(get(row, 3)?),
     })
 }
 

@@ -32,6 +32,7 @@
 
 mod append;
 mod codec;
+mod feed;
 mod migrations;
 mod pool;
 mod writer;
@@ -40,16 +41,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use assent_core::catalog::NoticeVersion;
-use assent_core::event::Pseudonym;
 use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 use assent_store::{
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Change, Controller, IdempotencyRecord, Store, StoreError,
     StoreResult, StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
 };
+use tokio::sync::mpsc;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::codec::{bound_to_sql, from_json, get, hash32, seq_from_sql, seq_to_sql, to_json};
+use crate::codec::{bound_to_sql, from_json, get, seq_from_sql, seq_to_sql, to_json};
 use crate::pool::Pool;
 use crate::writer::Writer;
 
@@ -113,6 +114,21 @@ impl PostgresStore {
         }
         let writer = Writer::spawn(Arc::clone(&pool), pool.connect().await?);
         Ok(Self { pool, writer })
+    }
+
+    /// What other writers change, as they commit: the ledger growing, catalogs and settings
+    /// changing (see `feed.rs`). Starts with [`Change::Resync`] and again after every reconnect.
+    /// The listener stops when the receiver is dropped.
+    pub fn changes(&self) -> mpsc::Receiver<Change> {
+        let (out, changes) = mpsc::channel(1024);
+        tokio::spawn(feed::run(self.pool.config().clone(), out));
+        changes
+    }
+
+    /// Announces a catalog or settings change of `controller` to every node's change feed.
+    async fn announce_catalog(&self, controller: &ControllerId) -> StoreResult<()> {
+        let payload = format!("{}{controller}", feed::CATALOG);
+        self.execute("SELECT pg_notify($1, $2)", &[&feed::CHANNEL, &payload]).await.map(drop)
     }
 
     async fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
@@ -192,7 +208,7 @@ impl Store for PostgresStore {
         if updated == 0 {
             return Err(StoreError::NotFound(controller.id.to_string()));
         }
-        Ok(())
+        self.announce_catalog(&controller.id).await
     }
 
     async fn controller(&self, id: ControllerId) -> StoreResult<Option<Controller>> {
@@ -253,8 +269,8 @@ impl Store for PostgresStore {
              ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
             &[&controller.as_str(), &category.id.as_str(), &body],
         )
-        .await
-        .map(drop)
+        .await?;
+        self.announce_catalog(&controller).await
     }
 
     async fn put_purpose(&self, controller: ControllerId, purpose: Purpose) -> StoreResult<()> {
@@ -264,8 +280,8 @@ impl Store for PostgresStore {
              ON CONFLICT (controller, id) DO UPDATE SET body = excluded.body",
             &[&controller.as_str(), &purpose.id.as_str(), &body],
         )
-        .await
-        .map(drop)
+        .await?;
+        self.announce_catalog(&controller).await
     }
 
     async fn load_catalog(&self, controller: ControllerId) -> StoreResult<CatalogSnapshot> {
@@ -313,7 +329,7 @@ impl Store for PostgresStore {
 
     async fn entries(&self, controller: ControllerId, start: u64, end: u64) -> StoreResult<Vec<StoredEntry>> {
         self.read_entries(
-            "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+            "SELECT seq, bytes, leaf_hash, nodes, subject_no FROM ledger WHERE controller = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
             &[&controller.as_str(), &bound_to_sql(start), &bound_to_sql(end)],
         )
         .await
@@ -322,16 +338,18 @@ impl Store for PostgresStore {
     async fn subject_entries(&self, controller: ControllerId, subject_number: u64) -> StoreResult<Vec<StoredEntry>> {
         let number = seq_to_sql(subject_number)?;
         self.read_entries(
-            "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = $1 AND subject_no = $2 ORDER BY seq",
+            "SELECT seq, bytes, leaf_hash, nodes, subject_no FROM ledger WHERE controller = $1 AND subject_no = $2 ORDER BY seq",
             &[&controller.as_str(), &number],
         )
         .await
     }
 
     async fn next_subject_number(&self, controller: ControllerId) -> StoreResult<u64> {
+        // Only a hint for a node's provisional numbers: the append allocates the real ones.
         let rows = self
             .query(
                 "SELECT GREATEST(
+                    COALESCE((SELECT next_subject FROM ledger_heads WHERE controller = $1), 0),
                     COALESCE((SELECT MAX(number) + 1 FROM subjects WHERE controller = $1), 0),
                     COALESCE((SELECT MAX(subject_no) + 1 FROM ledger WHERE controller = $1 AND subject_no IS NOT NULL), 0))",
                 &[&controller.as_str()],
@@ -348,15 +366,19 @@ impl Store for PostgresStore {
         )
         .await?
         .iter()
-        .map(|row| {
-            Ok(SubjectRecord {
-                number: seq_from_sql(get(row, 4)?)?,
-                id: assent_core::SubjectId::parse(get(row, 0)?).map_err(StoreError::Corrupt)?,
-                secret: hash32(get(row, 1)?, "secret")?,
-                pseudonym: Pseudonym(hash32(get(row, 2)?, "pseudonym")?),
-                created_at: Timestamp::from_unix_millis(get(row, 3)?),
-            })
-        })
+        .map(codec::subject)
+        .collect()
+    }
+
+    async fn subjects_by_number(&self, controller: ControllerId, numbers: Vec<u64>) -> StoreResult<Vec<SubjectRecord>> {
+        let numbers = numbers.into_iter().map(seq_to_sql).collect::<StoreResult<Vec<_>>>()?;
+        self.query(
+            "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = $1 AND number = ANY($2)",
+            &[&controller.as_str(), &numbers],
+        )
+        .await?
+        .iter()
+        .map(codec::subject)
         .collect()
     }
 

@@ -10,7 +10,10 @@ use tokio_postgres::Client;
 use crate::codec::{db, get};
 
 /// `(version, name, SQL)`, in order. Applied migrations are never edited: a change is a new file.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_init", include_str!("../migrations/0001_init.sql")),
+    (2, "0002_nodes", include_str!("../migrations/0002_nodes.sql")),
+];
 
 /// First key of the migration lock ("ASNT"); the second is `hashtext(schema)`.
 const LOCK_CLASS: i32 = 0x4153_4E54;

@@ -157,6 +157,10 @@ impl Pool {
         Self { config, setup, idle: Mutex::new(Vec::new()), slots: Arc::new(Semaphore::new(size)), size }
     }
 
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
     /// A connection: an idle one if there is one still open, else a new one. Waits while every
     /// permitted connection is in use.
     pub(crate) async fn get(self: &Arc<Self>) -> StoreResult<Pooled> {

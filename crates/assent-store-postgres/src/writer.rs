@@ -22,9 +22,9 @@ use std::sync::Arc;
 use assent_store::{AppendBatch, Appended, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::append;
 use crate::codec::is_transient;
 use crate::pool::{Conn, Pool, Tx};
+use crate::{append, feed};
 
 /// The most batches one transaction writes. Each batch's savepoint becomes a subtransaction with
 /// an XID of its own, and PostgreSQL caches 64 of those per session
@@ -169,6 +169,18 @@ async fn write_all(tx: &mut Tx<'_>, batches: &[Arc<AppendBatch>]) -> StoreResult
                 before_next = None;
             }
         }
+    }
+    // Delivered to every listening node when, and only if, the group commits.
+    let mut grown: Vec<String> = batches
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(batch, _)| format!("{}{}", feed::LEDGER, batch.controller))
+        .collect();
+    grown.dedup();
+    if !grown.is_empty() {
+        tx.execute("SELECT pg_notify($1, payload) FROM UNNEST($2::TEXT[]) AS payload", &[&feed::CHANNEL, &grown])
+            .await?;
     }
     Ok(results)
 }

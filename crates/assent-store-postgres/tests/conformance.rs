@@ -179,7 +179,7 @@ async fn two_nodes_appending_to_one_controller_keep_sequence_numbers_gapless() {
     };
     // Both nodes start at once on an empty schema: the migration lock lets one create it.
     let (node_a, node_b) = tokio::join!(schema.connect(), schema.connect());
-    assert_eq!(schema.migrations().await.len(), 1, "the migration ran once");
+    assert_eq!(schema.migrations().await.len(), 2, "each migration ran once");
 
     let c = controller("shared");
     node_a.create_controller(c.clone()).await.unwrap();
@@ -234,13 +234,22 @@ async fn two_nodes_appending_to_one_controller_keep_sequence_numbers_gapless() {
     assert_ledger_is_the_tree_of_its_leaves(&[&node_a, &node_b], &c.id, size).await;
 
     // Each subject's history is every event its task wrote, and its state is the last of them.
+    // One record per customer, each under a number of its own (the store moves a proposed
+    // number another writer took first).
     let subjects = node_a.load_subjects(c.id.clone()).await.unwrap();
-    assert_eq!(subjects.iter().map(|s| s.number).collect::<Vec<_>>(), (0..2 * TASKS_PER_NODE).collect::<Vec<_>>());
+    let mut ids: Vec<String> = subjects.iter().map(|s| s.id.as_str().to_owned()).collect();
+    ids.sort_unstable();
+    let mut wanted: Vec<String> = (0..2 * TASKS_PER_NODE).map(|n| subject(n).id.as_str().to_owned()).collect();
+    wanted.sort_unstable();
+    assert_eq!(ids, wanted);
+    let numbers: std::collections::BTreeSet<u64> = subjects.iter().map(|s| s.number).collect();
+    assert_eq!(numbers.len(), subjects.len());
     let states: BTreeMap<_, _> =
         node_b.load_states(c.id.clone()).await.unwrap().into_iter().map(|s| (s.subject, s.state.seq)).collect();
     for s in &subjects {
         let history = node_a.subject_entries(c.id.clone(), s.number).await.unwrap();
-        let written: u64 = (0..APPENDS_PER_TASK).map(|round| (s.number + round) % 3 + 1).sum();
+        let task: u64 = s.id.as_str().trim_start_matches("cust-").parse().unwrap();
+        let written: u64 = (0..APPENDS_PER_TASK).map(|round| (task + round) % 3 + 1).sum();
         assert_eq!(u64::try_from(history.len()).unwrap(), written, "history of subject {}", s.number);
         assert_eq!(states.get(&s.pseudonym), history.last().map(|e| &e.seq), "state of subject {}", s.number);
     }
@@ -254,7 +263,10 @@ async fn reopening_a_schema_keeps_its_data_and_does_not_migrate_again() {
         assent_store::conformance::run(store).await;
     }
     let migrated = schema.migrations().await;
-    assert_eq!(migrated.iter().map(|(v, n, _)| (*v, n.as_str())).collect::<Vec<_>>(), [(1, "0001_init")]);
+    assert_eq!(
+        migrated.iter().map(|(v, n, _)| (*v, n.as_str())).collect::<Vec<_>>(),
+        [(1, "0001_init"), (2, "0002_nodes")]
+    );
 
     let store = schema.connect().await;
     assert_eq!(schema.migrations().await, migrated, "reopening applied nothing");
@@ -343,8 +355,118 @@ async fn grouped_appends_fail_alone_and_the_rest_stay_gapless() {
         let first = firsts.iter().find(|(_, task)| *task == i).map(|(seq, _)| *seq);
         assert_eq!(claim.map(|r| r.first_seq), first, "idempotency claim of append {i}");
     }
-    let stored: Vec<u64> = store.load_subjects(c.id.clone()).await.unwrap().iter().map(|s| s.number).collect();
-    assert_eq!(stored, (0..APPENDS).filter(|i| i % 8 != 0).collect::<Vec<_>>());
+    let mut stored: Vec<String> =
+        store.load_subjects(c.id.clone()).await.unwrap().iter().map(|s| s.id.as_str().to_owned()).collect();
+    stored.sort_unstable();
+    let mut accepted: Vec<String> =
+        (0..APPENDS).filter(|i| i % 8 != 0).map(|i| subject(i).id.as_str().to_owned()).collect();
+    accepted.sort_unstable();
+    assert_eq!(stored, accepted);
 
     assert_ledger_is_the_tree_of_its_leaves(&[&store], &c.id, size).await;
+}
+
+fn batch_of(c: &ControllerId, new_subjects: Vec<SubjectRecord>, entries: Vec<NewEntry>) -> AppendBatch {
+    AppendBatch {
+        controller: c.clone(),
+        new_subjects,
+        entries,
+        notice_versions: vec![],
+        idempotency: None,
+        erase_subject: None,
+    }
+}
+
+/// What two nodes that know nothing of each other's memory need from the store: numbers they
+/// cannot both hand out, one record per customer, erasures that say whom they erased, and a
+/// feed announcing what the other wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_subjects_through_the_store_and_hear_each_others_writes() {
+    let Some(schema) = Schema::new("nodes_share_subjects_through_the_store_and_hear_each_others_writes") else {
+        return;
+    };
+    let (node_a, node_b) = (schema.connect().await, schema.connect().await);
+    let c = controller("feed");
+    node_a.create_controller(c.clone()).await.unwrap();
+    let mut heard_by_b = node_b.changes();
+    assert_eq!(heard_by_b.recv().await, Some(assent_store::Change::Resync), "a feed starts by asking for a resync");
+
+    // Both nodes believe number 0 is free and propose it for different customers: the second
+    // to commit gets the next free number, and says so.
+    let alice = subject(0);
+    let mut bob = subject(1);
+    bob.number = 0;
+    let a = node_a
+        .append_owned(batch_of(&c.id, vec![alice.clone()], vec![consent(&c.id, &alice, Action::Grant, 10)]))
+        .await
+        .unwrap();
+    assert_eq!(a.subject_numbers, [0]);
+    assert_eq!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), heard_by_b.recv()).await.unwrap(),
+        Some(assent_store::Change::Ledger(c.id.clone())),
+        "node B hears node A's append"
+    );
+    let b = node_b
+        .append_owned(batch_of(&c.id, vec![bob.clone()], vec![consent(&c.id, &bob, Action::Grant, 11)]))
+        .await
+        .unwrap();
+    assert_eq!(b.subject_numbers, [1], "the store moved bob past the number alice took");
+    let entries = node_a.entries(c.id.clone(), 0, 10).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.subject_number).collect::<Vec<_>>(), [Some(0), Some(1)]);
+    let bobs = node_a.subjects_by_number(c.id.clone(), vec![1, 7]).await.unwrap();
+    assert_eq!(bobs.iter().map(|s| (s.number, s.id.clone())).collect::<Vec<_>>(), [(1, bob.id.clone())]);
+
+    // Node B, not yet told about alice, makes its own record for her: refused, with hers.
+    let mut second_alice = subject(5);
+    second_alice.id = alice.id.clone();
+    let refused = node_b
+        .append_owned(batch_of(
+            &c.id,
+            vec![second_alice.clone()],
+            vec![consent(&c.id, &second_alice, Action::Withdraw, 12)],
+        ))
+        .await;
+    match refused {
+        Err(assent_store::StoreError::SubjectExists(stored)) => {
+            assert_eq!((stored.number, stored.pseudonym), (0, alice.pseudonym));
+        }
+        other => panic!("a second record for alice must be refused, got {other:?}"),
+    }
+    assert_eq!(node_a.ledger_size(c.id.clone()).await.unwrap(), 2, "the refused append wrote nothing");
+    // The same record twice (two requests racing on one node) is one subject, not a conflict.
+    let again = node_b
+        .append_owned(batch_of(&c.id, vec![alice.clone()], vec![consent(&c.id, &alice, Action::Withdraw, 13)]))
+        .await
+        .unwrap();
+    assert_eq!(again.subject_numbers, [0]);
+
+    // An erasure's row names the number it erased, though its bytes name no one.
+    let erasure = NewEntry::new(
+        LedgerEntry::Erasure(assent_core::event::Erasure {
+            controller: c.id.clone(),
+            recorded_at: Timestamp::from_unix_millis(14),
+        }),
+        None,
+    );
+    let mut erase = batch_of(&c.id, vec![], vec![erasure]);
+    erase.erase_subject = Some(1);
+    let erased = node_a.append_owned(erase).await.unwrap();
+    let row = node_b.entries(c.id.clone(), erased.first_seq, erased.first_seq + 1).await.unwrap();
+    assert_eq!(row[0].subject_number, Some(1));
+    assert!(node_b.subjects_by_number(c.id.clone(), vec![1]).await.unwrap().is_empty());
+
+    // Catalog changes are announced too.
+    while tokio::time::timeout(std::time::Duration::from_millis(200), heard_by_b.recv()).await.is_ok() {}
+    node_a
+        .put_data_category(
+            c.id.clone(),
+            serde_json::from_value(serde_json::json!({"id": "sites", "personal": true, "names": {"en": "Sites"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), heard_by_b.recv()).await.unwrap(),
+        Some(assent_store::Change::Catalog(c.id.clone()))
+    );
 }

@@ -275,12 +275,13 @@ fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> St
             let bytes: Vec<u8> = row.get(1)?;
             let leaf: Vec<u8> = row.get(2)?;
             let nodes: Option<Vec<u8>> = row.get(3)?;
-            Ok((seq, bytes, leaf, nodes))
+            let subject_no: Option<i64> = row.get(4)?;
+            Ok((seq, bytes, leaf, nodes, subject_no))
         })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, bytes, leaf, nodes) = row.map_err(backend)?;
+        let (seq, bytes, leaf, nodes, subject_no) = row.map_err(backend)?;
         let nodes = nodes.unwrap_or_default();
         if nodes.len() % 32 != 0 {
             return Err(StoreError::Corrupt(format!("entry {seq}: stored subtree hashes are not whole")));
@@ -290,9 +291,26 @@ fn read_entries(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> St
             bytes,
             leaf_hash: codec::hash32(&leaf, "leaf_hash")?,
             nodes: nodes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect(),
+            subject_number: subject_no.map(codec::seq_from_sql).transpose()?,
         });
     }
     Ok(out)
+}
+
+/// Rows of `SELECT id, secret, pseudonym, created_at, number FROM subjects`.
+fn read_subjects(mut rows: rusqlite::Rows<'_>, out: &mut Vec<SubjectRecord>) -> StoreResult<()> {
+    while let Some(r) = rows.next().map_err(backend)? {
+        let blob = |i: usize| r.get_ref(i).and_then(|v| v.as_blob().map_err(Into::into)).map_err(backend);
+        let id = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
+        out.push(SubjectRecord {
+            number: codec::seq_from_sql(r.get(4).map_err(backend)?)?,
+            id: assent_core::SubjectId::parse(id).map_err(StoreError::Corrupt)?,
+            secret: codec::hash32(blob(1)?, "secret")?,
+            pseudonym: Pseudonym(codec::hash32(blob(2)?, "pseudonym")?),
+            created_at: assent_core::Timestamp::from_unix_millis(r.get(3).map_err(backend)?),
+        });
+    }
+    Ok(())
 }
 
 /// One ledger row as stored, borrowed from SQLite's row buffer.
@@ -491,7 +509,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             read_entries(
                 conn,
-                "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+                "SELECT seq, bytes, leaf_hash, nodes, subject_no FROM ledger WHERE controller = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
                 params![controller.as_str(), start, end],
             )
         })
@@ -503,7 +521,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             read_entries(
                 conn,
-                "SELECT seq, bytes, leaf_hash, nodes FROM ledger WHERE controller = ?1 AND subject_no = ?2 ORDER BY seq",
+                "SELECT seq, bytes, leaf_hash, nodes, subject_no FROM ledger WHERE controller = ?1 AND subject_no = ?2 ORDER BY seq",
                 params![controller.as_str(), number],
             )
         })
@@ -532,18 +550,24 @@ impl Store for SqliteStore {
                     "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = ?1 ORDER BY number",
                 )
                 .map_err(backend)?;
-            let mut rows = stmt.query([controller.as_str()]).map_err(backend)?;
             let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(backend)? {
-                let blob = |i: usize| r.get_ref(i).and_then(|v| v.as_blob().map_err(Into::into)).map_err(backend);
-                let id = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
-                out.push(SubjectRecord {
-                    number: codec::seq_from_sql(r.get(4).map_err(backend)?)?,
-                    id: assent_core::SubjectId::parse(id).map_err(StoreError::Corrupt)?,
-                    secret: codec::hash32(blob(1)?, "secret")?,
-                    pseudonym: Pseudonym(codec::hash32(blob(2)?, "pseudonym")?),
-                    created_at: assent_core::Timestamp::from_unix_millis(r.get(3).map_err(backend)?),
-                });
+            read_subjects(stmt.query([controller.as_str()]).map_err(backend)?, &mut out)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn subjects_by_number(&self, controller: ControllerId, numbers: Vec<u64>) -> StoreResult<Vec<SubjectRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = ?1 AND number = ?2",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(numbers.len());
+            for number in numbers {
+                let rows = stmt.query(params![controller.as_str(), codec::seq_to_sql(number)?]).map_err(backend)?;
+                read_subjects(rows, &mut out)?;
             }
             Ok(out)
         })

@@ -443,8 +443,14 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
                 }
             }
             LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => {
+                // An erasure row keeps the erased number, so other readers of the ledger learn
+                // whom it erased; the entry's bytes name no one.
+                let erased = match &new.entry {
+                    LedgerEntry::Erasure(_) => batch.erase_subject.map(seq_to_sql).transpose()?,
+                    _ => None,
+                };
                 insert_entry
-                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], Option::<i64>::None, nodes])
+                    .execute(params![controller, seq, new.bytes, &new.leaf_hash[..], erased, nodes])
                     .map_err(backend)?;
             }
         }
@@ -467,5 +473,5 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
 
     let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
     seqs.next.insert(batch.controller.clone(), first_seq + count);
-    Ok(Appended { first_seq })
+    Ok(Appended { first_seq, subject_numbers: batch.new_subjects.iter().map(|s| s.number).collect() })
 }

@@ -35,6 +35,10 @@ pub enum StoreError {
     /// its response (same request) or refuse (different request).
     #[error("idempotency key already used")]
     IdempotencyKeyUsed(IdempotencyRecord),
+    /// Another writer (another node) stored a different subject under the same id first; the
+    /// stored record is returned so the caller can adopt it and write again.
+    #[error("subject already stored by another writer")]
+    SubjectExists(Box<SubjectRecord>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage backend failed: {0}")]
@@ -42,6 +46,18 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a backend shared by several nodes announces when another writer changes it, so each
+/// node can bring its in-memory projection up to date (see `Assent::follow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The controller's ledger grew: read the entries after the last one applied.
+    Ledger(ControllerId),
+    /// The controller's catalog or settings changed outside the ledger.
+    Catalog(ControllerId),
+    /// Announcements may have been missed (the feed reconnected): re-read everything.
+    Resync,
+}
 
 /// Everything Assent persists. Methods take owned arguments so their futures are `'static`-free
 /// of caller borrows and easy to send across tasks.
@@ -95,6 +111,13 @@ pub trait Store: Send + Sync + 'static {
     /// including erased subjects'.
     fn next_subject_number(&self, controller: ControllerId) -> impl Future<Output = StoreResult<u64>> + Send;
     fn load_subjects(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
+    /// The subjects stored under `numbers`, in any order; numbers with no subject (erased) are
+    /// left out.
+    fn subjects_by_number(
+        &self,
+        controller: ControllerId,
+        numbers: Vec<u64>,
+    ) -> impl Future<Output = StoreResult<Vec<SubjectRecord>>> + Send;
     fn load_states(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredState>>> + Send;
 
     /// Stored Merkle nodes `(level, index)`, in the order asked (level 0 = leaf hashes).

@@ -185,9 +185,13 @@ pub struct StoredCheckpoint {
     pub signed_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Appended {
     pub first_seq: u64,
+    /// The number each of the batch's `new_subjects` is stored under, in order. A backend
+    /// shared by several nodes allocates numbers itself (two nodes cannot both hand out the
+    /// next one); a subject already stored keeps its number.
+    pub subject_numbers: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +202,10 @@ pub struct StoredEntry {
     /// The Merkle subtree hashes this leaf completed, by level from 1 up (see
     /// `assent_core::merkle::completed_by`): stored with the entry, so no separate index grows.
     pub nodes: Vec<[u8; 32]>,
+    /// The subject a consent entry is about, or an erasure erased, by
+    /// [`SubjectRecord::number`]; `None` for notices. Storage metadata, not part of the bytes:
+    /// it is how another node following the ledger learns whom an entry concerns.
+    pub subject_number: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

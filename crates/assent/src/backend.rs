@@ -76,6 +76,9 @@ impl Store for Backend {
     async fn load_subjects(&self, controller: ControllerId) -> StoreResult<Vec<SubjectRecord>> {
         on_store!(self, s => s.load_subjects(controller))
     }
+    async fn subjects_by_number(&self, controller: ControllerId, numbers: Vec<u64>) -> StoreResult<Vec<SubjectRecord>> {
+        on_store!(self, s => s.subjects_by_number(controller, numbers))
+    }
     async fn load_states(&self, controller: ControllerId) -> StoreResult<Vec<StoredState>> {
         on_store!(self, s => s.load_states(controller))
     }

@@ -53,6 +53,13 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_listening(addr);
     tracing::info!(%addr, controllers = service.controller_ids().len(), "serving");
+    // On a database shared with other nodes, their writes reach this node's memory through the
+    // change feed.
+    if let Backend::Postgres(store) = service.store() {
+        let changes = store.changes();
+        let follower = Arc::clone(&service);
+        tokio::spawn(async move { follower.follow(changes).await });
+    }
     // A new checkpoint is signed at least every second while events arrive.
     let signer = Arc::clone(&service);
     tokio::spawn(async move {

@@ -38,24 +38,39 @@ fn run(args: &[&str], data_dir: &std::path::Path, schema: &Schema) -> std::proce
         .expect("run assent")
 }
 
-#[tokio::test]
-async fn the_server_runs_on_postgres_and_keeps_what_it_acknowledged_across_a_restart() {
+/// A fresh schema on the test server, or `None` (with a line saying so) when none is configured.
+fn fresh_schema(test: &str) -> Option<Schema> {
     let Ok(url) = std::env::var("ASSENT_TEST_DATABASE_URL") else {
-        eprintln!("the_server_runs_on_postgres…: not run: ASSENT_TEST_DATABASE_URL is not set");
-        return;
+        eprintln!("{test}: not run: ASSENT_TEST_DATABASE_URL is not set");
+        return None;
     };
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).unwrap();
     let name = format!("assent_cli_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let schema = Schema { url, name };
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(&["controllers", "create", "pg", "--name", "PG Co", "--profile", "us-me-isp"], dir.path(), &schema);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["keys", "create", "--controller", "pg", "--scope", "admin"], dir.path(), &schema);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let key = stdout(&o);
+    Some(Schema { url, name })
+}
 
-    let env = [("ASSENT_DATABASE_URL", schema.url.as_str()), ("ASSENT_DATABASE_SCHEMA", schema.name.as_str())];
+/// Creates controller `id` with an admin key in `schema`; returns the key.
+fn controller_on(schema: &Schema, dir: &std::path::Path, id: &str) -> String {
+    let o = run(&["controllers", "create", id, "--name", "PG Co", "--profile", "us-me-isp"], dir, schema);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["keys", "create", "--controller", id, "--scope", "admin"], dir, schema);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+impl Schema {
+    fn env(&self) -> [(&str, &str); 2] {
+        [("ASSENT_DATABASE_URL", self.url.as_str()), ("ASSENT_DATABASE_SCHEMA", self.name.as_str())]
+    }
+}
+
+#[tokio::test]
+async fn the_server_runs_on_postgres_and_keeps_what_it_acknowledged_across_a_restart() {
+    let Some(schema) = fresh_schema("the_server_runs_on_postgres…") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_on(&schema, dir.path(), "pg");
+    let env = schema.env();
     let server = Server::start_with_env(dir.path(), &env).await;
     seed_catalog(&server.base, &key).await;
     let client = reqwest::Client::new();
@@ -86,4 +101,240 @@ async fn the_server_runs_on_postgres_and_keeps_what_it_acknowledged_across_a_res
     let o = run(&["verify"], dir.path(), &schema);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("ok: controller `pg`: 21 entries"), "{}", stdout(&o));
+}
+
+/// The multi-node tests start several servers each; run them one at a time so their timings
+/// measure the feed, not each other.
+static NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn decision(client: &reqwest::Client, base: &str, key: &str, subject: &str) -> Option<String> {
+    let r =
+        client.get(format!("{base}/v1/decisions?subject={subject}&purpose=ads")).bearer_auth(key).send().await.ok()?;
+    let body: serde_json::Value = r.json().await.ok()?;
+    body["reason"].as_str().map(str::to_owned)
+}
+
+/// Posts one choice with an idempotency key, to the first node that answers, starting with
+/// `first`: a node killed mid-request may or may not have committed it, and the key makes the
+/// retry either replay it or record it, never twice. Returns the `seq` acknowledged.
+async fn record_somewhere(
+    client: &reqwest::Client,
+    bases: &std::sync::RwLock<Vec<String>>,
+    first: usize,
+    key: &str,
+    body: serde_json::Value,
+    idempotency: &str,
+) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for attempt in 0.. {
+        let base = {
+            let bases = bases.read().unwrap();
+            bases[(first + attempt) % bases.len()].clone()
+        };
+        let sent = client
+            .post(format!("{base}/v1/consents"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency)
+            .json(&body)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await;
+        if let Ok(r) = sent {
+            let status = r.status();
+            if status.as_u16() == 201 || status.as_u16() == 200 {
+                let out: serde_json::Value = r.json().await.unwrap();
+                return out["seq"].as_u64().unwrap();
+            }
+            assert!(status.is_server_error() || status.as_u16() == 409, "{status}: {}", r.text().await.unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "no node took the write");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn three_nodes_share_one_database_through_a_node_crash() {
+    let Some(schema) = fresh_schema("three_nodes_share_one_database…") else { return };
+    let _one_at_a_time = NODES.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_on(&schema, dir.path(), "multi");
+    let env = schema.env();
+    let mut nodes = vec![
+        Server::start_with_env(dir.path(), &env).await,
+        Server::start_with_env(dir.path(), &env).await,
+        Server::start_with_env(dir.path(), &env).await,
+    ];
+    let bases = std::sync::Arc::new(std::sync::RwLock::new(nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>()));
+    // The catalog is written on one node and reaches the others through the feed.
+    seed_catalog(&nodes[0].base, &key).await;
+    let client = reqwest::Client::new();
+    for node in &nodes[1..] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while decision(&client, &node.base, &key, "nobody").await.as_deref() != Some("not_asked") {
+            assert!(std::time::Instant::now() < deadline, "the catalog did not reach {}", node.base);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    // Six writers, two per node, each on customers of its own: a grant each, then a
+    // withdrawal for every third.
+    const PER_WRITER: usize = 80;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..6usize {
+        let (client, bases, key) = (client.clone(), std::sync::Arc::clone(&bases), key.clone());
+        let progress = std::sync::Arc::clone(&progress);
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..PER_WRITER {
+                let subject = format!("w{w}-{i}");
+                let grant = serde_json::json!({"subject": subject, "purpose": "ads", "version": 1, "action": "grant"});
+                acked.push(record_somewhere(&client, &bases, w % 3, &key, grant, &format!("{subject}-g")).await);
+                if i % 3 == 0 {
+                    let withdraw = serde_json::json!({"subject": subject, "purpose": "ads", "action": "withdraw"});
+                    acked.push(record_somewhere(&client, &bases, w % 3, &key, withdraw, &format!("{subject}-w")).await);
+                }
+                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            acked
+        }));
+    }
+    // Meanwhile the same new customers are created on two nodes at once: one node stores the
+    // customer first, the other adopts that record and records its event for the same person.
+    let mut racing = Vec::new();
+    for i in 0..15 {
+        for node in 0..2usize {
+            let (client, bases, key) = (client.clone(), std::sync::Arc::clone(&bases), key.clone());
+            racing.push(tokio::spawn(async move {
+                let body = serde_json::json!({"subject": format!("both-{i}"), "purpose": "ads", "version": 1, "action": "grant"});
+                record_somewhere(&client, &bases, node, &key, body, &format!("both-{i}-{node}")).await
+            }));
+        }
+    }
+    // Kill a node mid-run, without warning, and bring it back while the writers go on.
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < 6 * PER_WRITER / 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    nodes.pop().unwrap().kill_9();
+    let at_kill = progress.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let restarted = Server::start_with_env(dir.path(), &env).await;
+    bases.write().unwrap()[2] = restarted.base.clone();
+    nodes.push(restarted);
+    let at_restart = progress.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(at_restart < 6 * PER_WRITER, "the writers finished before the node came back: make them write more");
+    eprintln!("node killed after {at_kill} of {} customers, back after {at_restart}", 6 * PER_WRITER);
+
+    let mut acked = Vec::new();
+    for writer in writers {
+        acked.extend(writer.await.unwrap());
+    }
+    for r in racing {
+        acked.push(r.await.unwrap());
+    }
+    let expected_events = 6 * PER_WRITER + 6 * PER_WRITER.div_ceil(3) + 30;
+    assert_eq!(acked.len(), expected_events);
+    acked.sort_unstable();
+    acked.dedup();
+    assert_eq!(acked.len(), expected_events, "two acknowledgements named the same entry");
+
+    // Every node answers the same, right, decision for every customer.
+    let mut expect: Vec<(String, &str)> = Vec::new();
+    for w in 0..6 {
+        for i in 0..PER_WRITER {
+            expect.push((format!("w{w}-{i}"), if i % 3 == 0 { "withdrawn" } else { "granted" }));
+        }
+    }
+    for i in 0..15 {
+        expect.push((format!("both-{i}"), "granted"));
+    }
+    for node in &nodes {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for (subject, reason) in &expect {
+            loop {
+                let got = decision(&client, &node.base, &key, subject).await;
+                if got.as_deref() == Some(*reason) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{}: {subject} is {got:?}, not {reason}", node.base);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    // Exactly once: each customer's history holds each of their events once, whichever node
+    // took it and however often it was retried.
+    for (subject, reason) in &expect {
+        let history = get_json(&client, &format!("{}/v1/subjects/{subject}/history", nodes[1].base), Some(&key)).await;
+        let events = history["events"].as_array().map(Vec::len).unwrap_or_default();
+        let want = if subject.starts_with("both-") {
+            2
+        } else if *reason == "withdrawn" {
+            2
+        } else {
+            1
+        };
+        assert_eq!(events, want, "{subject}: {history}");
+    }
+    // The ledger holds the notice and exactly the acknowledged events, gapless.
+    let size = acked.len() as u64 + 1;
+    assert_eq!(acked.first(), Some(&1));
+    assert_eq!(acked.last(), Some(&(size - 1)));
+    for node in nodes {
+        node.stop();
+    }
+    let o = run(&["verify"], dir.path(), &schema);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("ok: controller `multi`: {size} entries")), "{}", stdout(&o));
+}
+
+#[tokio::test]
+async fn a_write_on_one_node_is_visible_on_another_within_100_ms_at_the_99th_percentile() {
+    let Some(schema) = fresh_schema("a_write_on_one_node_is_visible…") else { return };
+    let _one_at_a_time = NODES.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_on(&schema, dir.path(), "seen");
+    let env = schema.env();
+    let (a, b) = (Server::start_with_env(dir.path(), &env).await, Server::start_with_env(dir.path(), &env).await);
+    seed_catalog(&a.base, &key).await;
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while decision(&client, &b.base, &key, "nobody").await.as_deref() != Some("not_asked") {
+        assert!(std::time::Instant::now() < deadline, "the catalog did not reach the second node");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut latencies = Vec::new();
+    for i in 0..200 {
+        let subject = format!("v{i}");
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let r = client
+            .post(format!("{}/v1/consents", writer.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"subject": subject, "purpose": "ads", "version": 1, "action": "grant"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let acknowledged = std::time::Instant::now();
+        // Read-your-writes on the node that took it: no waiting at all.
+        assert_eq!(decision(&client, &writer.base, &key, &subject).await.as_deref(), Some("granted"));
+        loop {
+            if decision(&client, &reader.base, &key, &subject).await.as_deref() == Some("granted") {
+                break;
+            }
+            assert!(
+                acknowledged.elapsed() < std::time::Duration::from_secs(5),
+                "{subject} never reached the other node"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        latencies.push(acknowledged.elapsed());
+    }
+    latencies.sort_unstable();
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    eprintln!("visibility on the other node after the 201: p50 {p50:?}, p99 {p99:?}, max {:?}", latencies.last());
+    assert!(p99 < std::time::Duration::from_millis(100), "p99 {p99:?}");
+    a.stop();
+    b.stop();
 }
