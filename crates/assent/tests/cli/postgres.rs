@@ -267,13 +267,7 @@ async fn three_nodes_share_one_database_through_a_node_crash() {
     for (subject, reason) in &expect {
         let history = get_json(&client, &format!("{}/v1/subjects/{subject}/history", nodes[1].base), Some(&key)).await;
         let events = history["events"].as_array().map(Vec::len).unwrap_or_default();
-        let want = if subject.starts_with("both-") {
-            2
-        } else if *reason == "withdrawn" {
-            2
-        } else {
-            1
-        };
+        let want = if subject.starts_with("both-") || *reason == "withdrawn" { 2 } else { 1 };
         assert_eq!(events, want, "{subject}: {history}");
     }
     // The ledger holds the notice and exactly the acknowledged events, gapless.
