@@ -607,6 +607,7 @@ impl<S: Store> Assent<S> {
             }
             Err(e) => return Err(e.into()),
         };
+        self.outbox_wake.notify_one();
         let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
         let committed: Vec<Committed> = batch
             .entries

@@ -80,6 +80,10 @@ impl<S: Store> Assent<S> {
             self.apply_entries(&handle, entries).await?;
             *applied = last + 1;
         }
+        if read_count > 0 {
+            // Entries other nodes committed are this node's to deliver if it leads.
+            self.outbox_wake.notify_one();
+        }
         Ok(read_count)
     }
 

@@ -235,6 +235,7 @@ impl<S: Store> Assent<S> {
                 other => other.into(),
             })?;
         write(&handle.subjects).remove(&subject_id);
+        self.outbox_wake.notify_one();
         Ok(ErasureOut { erased: true, seq: appended.first_seq })
     }
 

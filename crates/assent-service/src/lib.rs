@@ -13,6 +13,7 @@ pub mod catalog_file;
 pub mod center;
 pub mod clock;
 pub mod consents;
+pub mod delivery;
 pub mod error;
 pub mod follow;
 pub mod ledger;
@@ -62,6 +63,9 @@ pub struct Assent<S: Store> {
     /// Days a grant lasts under a profile that requires consent to be refreshed (GDPR), when
     /// its purpose sets no `max_age_days` of its own.
     consent_refresh_days: std::sync::atomic::AtomicU32,
+    metrics: delivery::Metrics,
+    /// Woken when entries commit, so the dispatcher delivers them without waiting for its tick.
+    outbox_wake: tokio::sync::Notify,
 }
 
 impl<S: Store> std::fmt::Debug for Assent<S> {
@@ -96,6 +100,8 @@ impl<S: Store> Assent<S> {
             trust_proxy: std::sync::atomic::AtomicBool::new(false),
             lint_options: RwLock::new(assent_core::lint::LintOptions::default()),
             consent_refresh_days: std::sync::atomic::AtomicU32::new(DEFAULT_REFRESH_DAYS),
+            metrics: delivery::Metrics::default(),
+            outbox_wake: tokio::sync::Notify::new(),
         }
     }
 

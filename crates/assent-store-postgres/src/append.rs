@@ -106,8 +106,15 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
         }
     }
 
+    // Whom an erasure erases, for its outbox row: read before the record goes.
+    let mut erased_id: Option<String> = None;
     if let Some(number) = batch.erase_subject {
         let number_sql = seq_to_sql(number)?;
+        erased_id = tx
+            .query_opt("SELECT id FROM subjects WHERE controller = $1 AND number = $2", &[&controller, &number_sql])
+            .await?
+            .map(|row| get(&row, 0))
+            .transpose()?;
         // Idempotency fingerprints cover the subject id: drop every one whose events are theirs.
         tx.execute(
             "DELETE FROM idempotency i WHERE i.controller = $1 AND EXISTS (
@@ -152,6 +159,23 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
             "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes)
              SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[], $6::BYTEA[])",
             &[&controller, &seqs, &bytes, &leaf_hashes, &subject_nos, &nodes],
+        )
+        .await?;
+    }
+
+    if !seqs.is_empty() {
+        // The outbox rows, in the entries' transaction: nothing committed can miss delivery.
+        let erased: Vec<Option<&str>> = batch
+            .entries
+            .iter()
+            .map(|e| match e.entry {
+                LedgerEntry::Erasure(_) => erased_id.as_deref(),
+                _ => None,
+            })
+            .collect();
+        tx.execute(
+            "INSERT INTO outbox (controller, seq, erased) SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])",
+            &[&controller, &seqs, &erased],
         )
         .await?;
     }

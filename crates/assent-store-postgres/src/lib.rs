@@ -32,6 +32,7 @@
 
 mod append;
 mod codec;
+mod delivery;
 mod feed;
 mod migrations;
 mod pool;
@@ -43,8 +44,9 @@ use std::time::Duration;
 use assent_core::catalog::NoticeVersion;
 use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 use assent_store::{
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Change, Controller, IdempotencyRecord, Store, StoreError,
-    StoreResult, StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Change, Controller, Delivery, DeliveryFilter, Destination,
+    IdempotencyRecord, OutboxEntry, Progress, Store, StoreError, StoreResult, StoredCheckpoint, StoredEntry,
+    StoredState, SubjectRecord,
 };
 use tokio::sync::mpsc;
 use tokio_postgres::Row;
@@ -77,7 +79,25 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Arc<Pool>,
     writer: Writer,
+    /// Lease connections by role: a session-level advisory lock lives as long as its session.
+    leases: Arc<tokio::sync::Mutex<std::collections::HashMap<&'static str, Lease>>>,
+    schema: String,
 }
+
+/// A connection that holds, or keeps trying for, one role's advisory lock.
+struct Lease {
+    conn: pool::Conn,
+    held: bool,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("held", &self.held).finish_non_exhaustive()
+    }
+}
+
+/// First key of the lease locks ("ASNL"); the second is `hashtext(schema || ':' || role)`.
+const LEASE_CLASS: i32 = 0x4153_4E4C;
 
 /// `name` as a quoted SQL identifier.
 pub(crate) fn quote_ident(name: &str) -> String {
@@ -113,7 +133,7 @@ impl PostgresStore {
             migrations::run(&mut pooled.conn()?.client, &schema).await?;
         }
         let writer = Writer::spawn(Arc::clone(&pool), pool.connect().await?);
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, leases: Arc::default(), schema })
     }
 
     /// What other writers change, as they commit: the ledger growing, catalogs and settings
@@ -443,5 +463,112 @@ impl Store for PostgresStore {
             &controller,
         )
         .await
+    }
+
+    async fn outbox(&self, controller: ControllerId, from: u64, limit: u64) -> StoreResult<Vec<OutboxEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(delivery::OUTBOX, &[&controller.as_str(), &seq_to_sql(from)?, &limit])
+            .await?
+            .iter()
+            .map(delivery::outbox_entry)
+            .collect()
+    }
+
+    async fn prune_outbox(&self, controller: ControllerId, below: u64) -> StoreResult<u64> {
+        self.execute("DELETE FROM outbox WHERE controller = $1 AND seq < $2", &[&controller.as_str(), &seq_to_sql(below)?])
+            .await
+    }
+
+    async fn create_destination(&self, destination: Destination) -> StoreResult<()> {
+        let mut pooled = self.pool.get().await?;
+        delivery::create(pooled.conn()?, &destination).await
+    }
+
+    async fn destinations(&self, controller: Option<ControllerId>) -> StoreResult<Vec<Destination>> {
+        let rows = match controller {
+            Some(c) => {
+                self.query(
+                    "SELECT id, controller, kind, url, secret, purposes, created_at, cursor, attempts, first_failure,
+                            next_attempt, last_error
+                     FROM destinations WHERE controller = $1 ORDER BY created_at, id",
+                    &[&c.as_str()],
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    "SELECT id, controller, kind, url, secret, purposes, created_at, cursor, attempts, first_failure,
+                            next_attempt, last_error
+                     FROM destinations ORDER BY controller, created_at, id",
+                    &[],
+                )
+                .await?
+            }
+        };
+        rows.iter().map(delivery::destination).collect()
+    }
+
+    async fn delete_destination(&self, controller: ControllerId, id: String) -> StoreResult<bool> {
+        let n = self
+            .execute("DELETE FROM destinations WHERE controller = $1 AND id = $2", &[&controller.as_str(), &id])
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
+        let mut pooled = self.pool.get().await?;
+        delivery::advance(pooled.conn()?, &id, &progress, &deliveries).await
+    }
+
+    async fn ack_delivery(
+        &self,
+        controller: ControllerId,
+        destination: String,
+        seq: u64,
+        at: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        let seq = seq_to_sql(seq)?;
+        // COALESCE keeps the first confirmation's time; RETURNING answers in one round trip.
+        self.query_opt(
+            "UPDATE deliveries SET acked_at = COALESCE(acked_at, $4)
+             WHERE controller = $1 AND destination = $2 AND seq = $3 AND delivered_at IS NOT NULL
+             RETURNING destination, seq, committed_at, delivered_at, acked_at, attempts, error",
+            &[&controller.as_str(), &destination, &seq, &at.unix_millis()],
+        )
+        .await?
+        .as_ref()
+        .map(delivery::delivery)
+        .transpose()
+    }
+
+    async fn deliveries(&self, destination: String, filter: DeliveryFilter, limit: u64) -> StoreResult<Vec<Delivery>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(delivery::filter_sql(filter), &[&destination, &limit]).await?.iter().map(delivery::delivery).collect()
+    }
+
+    async fn try_lead(&self, role: &'static str) -> StoreResult<bool> {
+        let mut leases = self.leases.lock().await;
+        if let Some(lease) = leases.get(role)
+            && lease.conn.client.is_closed()
+        {
+            // The session ended, and its lock with it: another node may lead now.
+            leases.remove(role);
+        }
+        if !leases.contains_key(role) {
+            leases.insert(role, Lease { conn: self.pool.connect().await?, held: false });
+        }
+        let Some(lease) = leases.get_mut(role) else {
+            return Err(StoreError::Corrupt("a lease connection vanished".into()));
+        };
+        if !lease.held {
+            let key = format!("{}:{role}", self.schema);
+            let row = lease
+                .conn
+                .query_opt("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&LEASE_CLASS, &key])
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("no answer from pg_try_advisory_lock".into()))?;
+            lease.held = get(&row, 0)?;
+        }
+        Ok(lease.held)
     }
 }

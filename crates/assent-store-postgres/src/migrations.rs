@@ -13,6 +13,7 @@ use crate::codec::{db, get};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_init", include_str!("../migrations/0001_init.sql")),
     (2, "0002_nodes", include_str!("../migrations/0002_nodes.sql")),
+    (3, "0003_outbox", include_str!("../migrations/0003_outbox.sql")),
 ];
 
 /// First key of the migration lock ("ASNT"); the second is `hashtext(schema)`.

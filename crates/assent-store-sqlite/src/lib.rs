@@ -8,6 +8,7 @@
 //! never block the writer).
 
 mod codec;
+mod delivery;
 mod migrations;
 mod writer;
 
@@ -16,10 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use assent_core::catalog::NoticeVersion;
 use assent_core::event::Pseudonym;
-use assent_core::{ControllerId, DataCategory, Purpose};
+use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 use assent_store::{
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreError,
-    StoreResult, StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, Delivery, DeliveryFilter, Destination,
+    IdempotencyRecord, OutboxEntry, Progress, Store, StoreError, StoreResult, StoredCheckpoint, StoredEntry,
+    StoredState, SubjectRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -637,6 +639,49 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn outbox(&self, controller: ControllerId, from: u64, limit: u64) -> StoreResult<Vec<OutboxEntry>> {
+        self.read(move |conn| delivery::outbox(conn, &controller, from, limit)).await
+    }
+
+    async fn prune_outbox(&self, controller: ControllerId, below: u64) -> StoreResult<u64> {
+        self.inner.writer.submit(move |conn, _| delivery::prune(conn, &controller, below)).await
+    }
+
+    async fn create_destination(&self, destination: Destination) -> StoreResult<()> {
+        self.inner.writer.submit(move |conn, _| delivery::create(conn, &destination)).await
+    }
+
+    async fn destinations(&self, controller: Option<ControllerId>) -> StoreResult<Vec<Destination>> {
+        self.read(move |conn| delivery::list(conn, controller.as_ref())).await
+    }
+
+    async fn delete_destination(&self, controller: ControllerId, id: String) -> StoreResult<bool> {
+        self.inner.writer.submit(move |conn, _| delivery::delete(conn, &controller, &id)).await
+    }
+
+    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
+        self.inner.writer.submit(move |conn, _| delivery::advance(conn, &id, &progress, &deliveries)).await
+    }
+
+    async fn ack_delivery(
+        &self,
+        controller: ControllerId,
+        destination: String,
+        seq: u64,
+        at: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        self.inner.writer.submit(move |conn, _| delivery::ack(conn, &controller, &destination, seq, at)).await
+    }
+
+    async fn deliveries(&self, destination: String, filter: DeliveryFilter, limit: u64) -> StoreResult<Vec<Delivery>> {
+        self.read(move |conn| delivery::list_deliveries(conn, &destination, filter, limit)).await
+    }
+
+    async fn try_lead(&self, _role: &'static str) -> StoreResult<bool> {
+        // The database file belongs to one server process.
+        Ok(true)
     }
 
     async fn load_states(&self, controller: ControllerId) -> StoreResult<Vec<StoredState>> {

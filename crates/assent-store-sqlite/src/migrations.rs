@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 use crate::codec::backend;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_outbox.sql")];
 
 pub(crate) fn run(conn: &mut Connection) -> StoreResult<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;

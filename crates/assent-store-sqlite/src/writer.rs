@@ -319,8 +319,14 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
         .map_err(backend)?;
     }
 
+    // Whom an erasure erases, for the outbox row: read before the record goes.
+    let mut erased_id: Option<String> = None;
     if let Some(number) = batch.erase_subject {
         let number = seq_to_sql(number)?;
+        erased_id = conn
+            .prepare_cached("SELECT id FROM subjects WHERE controller = ?1 AND number = ?2")
+            .and_then(|mut s| s.query_row(params![controller, number], |r| r.get(0)).optional())
+            .map_err(backend)?;
         let mut erased = 0;
         // Idempotency fingerprints cover the subject id: drop every one whose events are theirs.
         conn.prepare_cached(
@@ -398,11 +404,16 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     let mut insert_evidence = conn
         .prepare_cached("INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
+    let mut insert_outbox = conn
+        .prepare_cached("INSERT INTO outbox (controller, seq, erased) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?;
     let mut known_subjects: std::collections::HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
 
     for (offset, new) in (0u64..).zip(&batch.entries) {
         let seq = seq_to_sql(first_seq + offset)?;
         let nodes = seqs.add_leaf(conn, &batch.controller, first_seq + offset, new.leaf_hash)?;
+        let erased = matches!(new.entry, LedgerEntry::Erasure(_)).then_some(erased_id.as_deref()).flatten();
+        insert_outbox.execute(params![controller, seq, erased]).map_err(backend)?;
         match &new.entry {
             LedgerEntry::Consent(event) => {
                 let number = new

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use model::*;
 
-use assent_core::{ControllerId, DataCategory, Purpose};
+use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,4 +146,54 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Every stored checkpoint, by tree size.
     fn checkpoints(&self, controller: ControllerId) -> impl Future<Output = StoreResult<Vec<StoredCheckpoint>>> + Send;
+
+    // The outbox and delivery. Every append writes one outbox row per entry in its own
+    // transaction; the dispatcher reads them in order per destination.
+
+    /// Up to `limit` outbox entries with `seq >= from`, in order.
+    fn outbox(
+        &self,
+        controller: ControllerId,
+        from: u64,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<OutboxEntry>>> + Send;
+    /// Deletes outbox rows below `seq` (every destination has them). Returns how many went.
+    fn prune_outbox(&self, controller: ControllerId, below: u64) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// `AlreadyExists` if the id is taken.
+    fn create_destination(&self, destination: Destination) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A controller's destinations, or every destination when `None`.
+    fn destinations(
+        &self,
+        controller: Option<ControllerId>,
+    ) -> impl Future<Output = StoreResult<Vec<Destination>>> + Send;
+    /// `false` if the controller has no destination `id`.
+    fn delete_destination(&self, controller: ControllerId, id: String) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records deliveries and moves the destination's progress, atomically: a crash never
+    /// leaves the cursor past a delivery it did not record. `NotFound` if the destination was
+    /// deleted meanwhile.
+    fn advance(
+        &self,
+        id: String,
+        progress: Progress,
+        deliveries: Vec<Delivery>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Marks a delivery confirmed (once: a second confirmation keeps the first time) and
+    /// returns it; `None` if the controller has no such delivery.
+    fn ack_delivery(
+        &self,
+        controller: ControllerId,
+        destination: String,
+        seq: u64,
+        at: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<Delivery>>> + Send;
+    /// The newest `limit` deliveries of a destination matching `filter`, newest first.
+    fn deliveries(
+        &self,
+        destination: String,
+        filter: DeliveryFilter,
+        limit: u64,
+    ) -> impl Future<Output = StoreResult<Vec<Delivery>>> + Send;
+    /// Whether this process holds (or just took) the lease on `role`: one node at a time runs
+    /// the dispatcher and the expiry sweep. A single-node backend always does.
+    fn try_lead(&self, role: &'static str) -> impl Future<Output = StoreResult<bool>> + Send;
 }

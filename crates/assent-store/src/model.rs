@@ -214,3 +214,116 @@ pub struct StoredState {
     pub purpose: PurposeId,
     pub state: ConsentState,
 }
+
+/// One ledger entry as the outbox hands it to the dispatcher.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+    /// Whom the entry concerns, for downstream systems that know customers by id: a consent's
+    /// subject (unless erased since), or the subject an erasure erased (kept in the outbox row
+    /// only until every destination has the entry).
+    pub subject: Option<SubjectId>,
+}
+
+impl fmt::Debug for OutboxEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxEntry").field("seq", &self.seq).finish_non_exhaustive()
+    }
+}
+
+/// Where a controller's events are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// A signed HTTP POST per event (Standard Webhooks).
+    Webhook,
+    /// A JetStream message per event on `assent.<controller>.…`.
+    Nats,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Nats => "nats",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "webhook" => Ok(Self::Webhook),
+            "nats" => Ok(Self::Nats),
+            other => Err(format!("unknown destination kind `{other}`")),
+        }
+    }
+}
+
+/// How far a destination has got: every entry below `cursor` was delivered or dead-lettered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub cursor: u64,
+    /// Failed attempts at the entry at `cursor`.
+    pub attempts: u32,
+    pub first_failure: Option<Timestamp>,
+    pub next_attempt: Option<Timestamp>,
+    /// The last failure, in words that name no customer.
+    pub last_error: Option<String>,
+}
+
+/// A downstream system events are delivered to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// `wh_<hex>` for webhooks, `nats_<controller>` for the NATS stream.
+    pub id: String,
+    pub controller: ControllerId,
+    pub kind: DestinationKind,
+    pub url: String,
+    /// The webhook signing secret (`whsec_…`). Stored as is: signing needs it.
+    pub secret: Option<String>,
+    /// Only consent events for these purposes (all when empty); erasures always go.
+    pub purposes: Vec<PurposeId>,
+    pub created_at: Timestamp,
+    pub progress: Progress,
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Destination")
+            .field("id", &self.id)
+            .field("controller", &self.controller)
+            .field("kind", &self.kind)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry's delivery to one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub destination: String,
+    pub seq: u64,
+    /// When the event was recorded (and committed): where time-to-honor starts.
+    pub committed_at: Timestamp,
+    /// `None` for a dead letter.
+    pub delivered_at: Option<Timestamp>,
+    /// When the downstream system confirmed it applied the event (a webhook's 2xx, or
+    /// `POST /v1/deliveries/{id}/ack`).
+    pub acked_at: Option<Timestamp>,
+    pub attempts: u32,
+    /// Why a dead letter was given up on.
+    pub error: Option<String>,
+}
+
+/// Which deliveries of a destination to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryFilter {
+    All,
+    /// Given up on after the retry period.
+    Dead,
+    /// Delivered, not yet confirmed.
+    Unacknowledged,
+    /// Confirmed: the ones time-to-honor is measured on.
+    Acknowledged,
+}

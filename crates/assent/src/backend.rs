@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use assent_core::{ControllerId, DataCategory, Purpose};
+use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 use assent_store::{
+    Delivery, DeliveryFilter, Destination, OutboxEntry, Progress,
     ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreResult,
     StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
 };
@@ -96,6 +97,39 @@ impl Store for Backend {
     }
     async fn checkpoints(&self, controller: ControllerId) -> StoreResult<Vec<StoredCheckpoint>> {
         on_store!(self, s => s.checkpoints(controller))
+    }
+    async fn outbox(&self, controller: ControllerId, from: u64, limit: u64) -> StoreResult<Vec<OutboxEntry>> {
+        on_store!(self, s => s.outbox(controller, from, limit))
+    }
+    async fn prune_outbox(&self, controller: ControllerId, below: u64) -> StoreResult<u64> {
+        on_store!(self, s => s.prune_outbox(controller, below))
+    }
+    async fn create_destination(&self, destination: Destination) -> StoreResult<()> {
+        on_store!(self, s => s.create_destination(destination))
+    }
+    async fn destinations(&self, controller: Option<ControllerId>) -> StoreResult<Vec<Destination>> {
+        on_store!(self, s => s.destinations(controller))
+    }
+    async fn delete_destination(&self, controller: ControllerId, id: String) -> StoreResult<bool> {
+        on_store!(self, s => s.delete_destination(controller, id))
+    }
+    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
+        on_store!(self, s => s.advance(id, progress, deliveries))
+    }
+    async fn ack_delivery(
+        &self,
+        controller: ControllerId,
+        destination: String,
+        seq: u64,
+        at: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        on_store!(self, s => s.ack_delivery(controller, destination, seq, at))
+    }
+    async fn deliveries(&self, destination: String, filter: DeliveryFilter, limit: u64) -> StoreResult<Vec<Delivery>> {
+        on_store!(self, s => s.deliveries(destination, filter, limit))
+    }
+    async fn try_lead(&self, role: &'static str) -> StoreResult<bool> {
+        on_store!(self, s => s.try_lead(role))
     }
 }
 

@@ -40,6 +40,8 @@ pub struct FileConfig {
     /// Readability below which the notice lint warns (default 60, "plain language").
     pub lint_min_readability: Option<f64>,
     #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -50,6 +52,24 @@ pub struct FileConfig {
 pub struct StorageConfig {
     /// `group` (default) or `per-request` (benchmark baseline only).
     pub commit_mode: Option<String>,
+}
+
+/// Delivery to downstream systems.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `nats://host:port` of a JetStream server: every event is also published there.
+    pub nats_url: Option<String>,
+    /// First retry delay after a failed delivery, in milliseconds (default 1000); it doubles
+    /// per attempt, with jitter.
+    pub retry_base_ms: Option<u64>,
+    /// Longest wait between attempts, in seconds (default 3600).
+    pub retry_cap_seconds: Option<u64>,
+    /// How long to keep retrying one event before it becomes a dead letter, in seconds
+    /// (default 90000: 25 hours).
+    pub give_up_seconds: Option<u64>,
+    /// How long a webhook receiver may take to answer, in seconds (default 10).
+    pub webhook_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -76,6 +96,7 @@ pub struct Settings {
     pub consent_refresh_days: u32,
     pub expiry_sweep_seconds: u64,
     pub lint_min_readability: f64,
+    pub dispatch: assent_service::delivery::DispatchOptions,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -133,7 +154,27 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     let lint_min_readability = env_number("ASSENT_LINT_MIN_READABILITY")?
         .or(file.lint_min_readability)
         .unwrap_or(assent_core::lint::LintOptions::default().min_readability);
+    let defaults = assent_dispatch::RetryPolicy::default();
+    let delivery = file.delivery;
+    let millis = |ms: u64| std::time::Duration::from_millis(ms.max(1));
+    let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+    let dispatch = assent_service::delivery::DispatchOptions {
+        nats_url: std::env::var("ASSENT_NATS_URL").ok().filter(|u| !u.is_empty()).or(delivery.nats_url),
+        retry: assent_dispatch::RetryPolicy {
+            base: env_number("ASSENT_DELIVERY_RETRY_BASE_MS")?.or(delivery.retry_base_ms).map_or(defaults.base, millis),
+            cap: env_number("ASSENT_DELIVERY_RETRY_CAP_SECONDS")?
+                .or(delivery.retry_cap_seconds)
+                .map_or(defaults.cap, seconds),
+            give_up_after: env_number("ASSENT_DELIVERY_GIVE_UP_SECONDS")?
+                .or(delivery.give_up_seconds)
+                .map_or(defaults.give_up_after, seconds),
+        },
+        webhook_timeout: env_number("ASSENT_WEBHOOK_TIMEOUT_SECONDS")?
+            .or(delivery.webhook_timeout_seconds)
+            .map_or(assent_dispatch::webhook::DEFAULT_TIMEOUT, seconds),
+    };
     Ok(Settings {
+        dispatch,
         consent_refresh_days,
         expiry_sweep_seconds,
         lint_min_readability,

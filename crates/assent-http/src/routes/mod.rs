@@ -4,6 +4,7 @@ mod catalog;
 mod consents;
 mod controller;
 mod decisions;
+mod delivery;
 mod health;
 mod ledger;
 mod links;
@@ -51,6 +52,12 @@ pub(crate) fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/p/{controller}/receipts/{seq}", get(crate::pages::receipt::<S>))
         .route("/p/{controller}/ask/{purpose}", get(crate::pages::ask::<S>).post(crate::pages::answer::<S>))
         .route("/.well-known/gpc.json", get(crate::pages::gpc_json))
+        .route("/metrics", get(delivery::metrics::<S>))
+        .route("/v1/webhooks", get(delivery::list_webhooks::<S>).post(delivery::create_webhook::<S>))
+        .route("/v1/webhooks/{id}", delete(delivery::delete_webhook::<S>))
+        .route("/v1/destinations", get(delivery::list_destinations::<S>))
+        .route("/v1/destinations/{id}/deliveries", get(delivery::list_deliveries::<S>))
+        .route("/v1/deliveries/{id}/ack", post(delivery::ack::<S>))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

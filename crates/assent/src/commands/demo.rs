@@ -24,7 +24,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
     let link =
         service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;
-    serve::spawn_expiry_sweeper(std::sync::Arc::clone(&service), settings.expiry_sweep_seconds);
+    serve::spawn_background(&service, &settings);
     let listen = settings.listen.clone();
     serve::serve(service, &listen, move |addr| {
         let base = format!("http://{addr}");

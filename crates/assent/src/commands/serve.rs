@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use assent_service::Assent;
+use assent_store::Store;
 
 use super::open_service;
 use crate::backend::Backend;
@@ -23,17 +24,35 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
     service.set_trust_proxy(settings.trust_proxy);
-    spawn_expiry_sweeper(Arc::clone(&service), settings.expiry_sweep_seconds);
+    spawn_background(&service, &settings);
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
+}
+
+/// The work a server does besides answering requests: the expiry sweep and the dispatcher.
+/// On a database shared by several nodes, each runs on the one node holding its lease.
+pub fn spawn_background(service: &Arc<Assent<Backend>>, settings: &Settings) {
+    spawn_expiry_sweeper(Arc::clone(service), settings.expiry_sweep_seconds);
+    let dispatcher = Arc::clone(service);
+    let options = settings.dispatch.clone();
+    tokio::spawn(async move { dispatcher.dispatch(options).await });
 }
 
 /// Records lapsed grants as `expire` events every `seconds`. Decisions do not wait for it:
 /// they say `expired` from the moment of expiry; the sweep makes the ledger say so too.
-pub fn spawn_expiry_sweeper(service: Arc<Assent<Backend>>, seconds: u64) {
+fn spawn_expiry_sweeper(service: Arc<Assent<Backend>>, seconds: u64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(seconds.max(1)));
         loop {
             tick.tick().await;
+            // Two nodes sweeping at once would each expire the same grant.
+            match service.store().try_lead("expiry-sweep").await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the expiry-sweep lease; will retry");
+                    continue;
+                }
+            }
             match service.sweep_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "recorded lapsed grants as expired"),
