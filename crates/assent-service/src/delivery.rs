@@ -47,7 +47,11 @@ pub struct DispatchOptions {
 
 impl Default for DispatchOptions {
     fn default() -> Self {
-        Self { nats_url: None, retry: RetryPolicy::default(), webhook_timeout: assent_dispatch::webhook::DEFAULT_TIMEOUT }
+        Self {
+            nats_url: None,
+            retry: RetryPolicy::default(),
+            webhook_timeout: assent_dispatch::webhook::DEFAULT_TIMEOUT,
+        }
     }
 }
 
@@ -268,7 +272,11 @@ impl<S: Store> Assent<S> {
     }
 
     /// The controller's webhooks (`webhooks_only`) or every destination, with progress.
-    pub async fn list_destinations(&self, principal: &Principal, webhooks_only: bool) -> ServiceResult<Vec<DestinationOut>> {
+    pub async fn list_destinations(
+        &self,
+        principal: &Principal,
+        webhooks_only: bool,
+    ) -> ServiceResult<Vec<DestinationOut>> {
         principal.require(Scope::Admin)?;
         let controller = principal.controller.id();
         let size = self.store.ledger_size(controller.clone()).await?;
@@ -295,7 +303,12 @@ impl<S: Store> Assent<S> {
         honored.sort_unstable();
         let pick = |q: usize| honored.get((honored.len() * q / 100).min(honored.len().saturating_sub(1))).copied();
         Ok(DestinationOut {
-            time_to_honor: HonorStats { sample: honored.len(), p50_ms: pick(50), p99_ms: pick(99), max_ms: honored.last().copied() },
+            time_to_honor: HonorStats {
+                sample: honored.len(),
+                p50_ms: pick(50),
+                p99_ms: pick(99),
+                max_ms: honored.last().copied(),
+            },
             pending: size.saturating_sub(d.progress.cursor),
             failed_attempts: d.progress.attempts,
             next_attempt: d.progress.next_attempt,
@@ -588,7 +601,8 @@ impl<S: Store> Assent<S> {
                                 error: Some(error.clone()),
                             });
                             self.metrics.with(&d.controller, &d.id, |m| m.dead += 1);
-                            progress = Progress { cursor: entry.seq + 1, last_error: Some(error), ..Progress::default() };
+                            progress =
+                                Progress { cursor: entry.seq + 1, last_error: Some(error), ..Progress::default() };
                         }
                     }
                 }

@@ -74,7 +74,12 @@ pub(crate) async fn create(conn: &mut Conn, d: &Destination) -> StoreResult<()> 
     Ok(())
 }
 
-pub(crate) async fn advance(conn: &mut Conn, id: &str, progress: &Progress, deliveries: &[Delivery]) -> StoreResult<()> {
+pub(crate) async fn advance(
+    conn: &mut Conn,
+    id: &str,
+    progress: &Progress,
+    deliveries: &[Delivery],
+) -> StoreResult<()> {
     let mut tx = conn.transaction().await?;
     let controller: Option<String> = tx
         .query_opt(
@@ -98,7 +103,8 @@ pub(crate) async fn advance(conn: &mut Conn, id: &str, progress: &Progress, deli
     if !deliveries.is_empty() {
         let seqs = deliveries.iter().map(|d| seq_to_sql(d.seq)).collect::<StoreResult<Vec<_>>>()?;
         let committed: Vec<i64> = deliveries.iter().map(|d| d.committed_at.unix_millis()).collect();
-        let delivered: Vec<Option<i64>> = deliveries.iter().map(|d| d.delivered_at.map(Timestamp::unix_millis)).collect();
+        let delivered: Vec<Option<i64>> =
+            deliveries.iter().map(|d| d.delivered_at.map(Timestamp::unix_millis)).collect();
         let acked: Vec<Option<i64>> = deliveries.iter().map(|d| d.acked_at.map(Timestamp::unix_millis)).collect();
         let attempts: Vec<i64> = deliveries.iter().map(|d| i64::from(d.attempts)).collect();
         let errors: Vec<Option<&str>> = deliveries.iter().map(|d| d.error.as_deref()).collect();
@@ -129,14 +135,22 @@ pub(crate) fn delivery(row: &Row) -> StoreResult<Delivery> {
 
 pub(crate) fn filter_sql(filter: DeliveryFilter) -> &'static str {
     match filter {
-        DeliveryFilter::All => "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
-             FROM deliveries WHERE destination = $1 ORDER BY seq DESC LIMIT $2",
-        DeliveryFilter::Dead => "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
-             FROM deliveries WHERE destination = $1 AND delivered_at IS NULL ORDER BY seq DESC LIMIT $2",
-        DeliveryFilter::Unacknowledged => "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
+        DeliveryFilter::All => {
+            "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
+             FROM deliveries WHERE destination = $1 ORDER BY seq DESC LIMIT $2"
+        }
+        DeliveryFilter::Dead => {
+            "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
+             FROM deliveries WHERE destination = $1 AND delivered_at IS NULL ORDER BY seq DESC LIMIT $2"
+        }
+        DeliveryFilter::Unacknowledged => {
+            "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
              FROM deliveries WHERE destination = $1 AND delivered_at IS NOT NULL AND acked_at IS NULL
-             ORDER BY seq DESC LIMIT $2",
-        DeliveryFilter::Acknowledged => "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
-             FROM deliveries WHERE destination = $1 AND acked_at IS NOT NULL ORDER BY seq DESC LIMIT $2",
+             ORDER BY seq DESC LIMIT $2"
+        }
+        DeliveryFilter::Acknowledged => {
+            "SELECT destination, seq, committed_at, delivered_at, acked_at, attempts, error
+             FROM deliveries WHERE destination = $1 AND acked_at IS NOT NULL ORDER BY seq DESC LIMIT $2"
+        }
     }
 }

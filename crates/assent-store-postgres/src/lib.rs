@@ -475,8 +475,11 @@ impl Store for PostgresStore {
     }
 
     async fn prune_outbox(&self, controller: ControllerId, below: u64) -> StoreResult<u64> {
-        self.execute("DELETE FROM outbox WHERE controller = $1 AND seq < $2", &[&controller.as_str(), &seq_to_sql(below)?])
-            .await
+        self.execute(
+            "DELETE FROM outbox WHERE controller = $1 AND seq < $2",
+            &[&controller.as_str(), &seq_to_sql(below)?],
+        )
+        .await
     }
 
     async fn create_destination(&self, destination: Destination) -> StoreResult<()> {
@@ -543,7 +546,11 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, destination: String, filter: DeliveryFilter, limit: u64) -> StoreResult<Vec<Delivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query(delivery::filter_sql(filter), &[&destination, &limit]).await?.iter().map(delivery::delivery).collect()
+        self.query(delivery::filter_sql(filter), &[&destination, &limit])
+            .await?
+            .iter()
+            .map(delivery::delivery)
+            .collect()
     }
 
     async fn try_lead(&self, role: &'static str) -> StoreResult<bool> {

@@ -8,7 +8,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::codec::{backend, from_json, hash32, seq_from_sql, seq_to_sql, to_json};
 
-pub(crate) fn outbox(conn: &Connection, controller: &ControllerId, from: u64, limit: u64) -> StoreResult<Vec<OutboxEntry>> {
+pub(crate) fn outbox(
+    conn: &Connection,
+    controller: &ControllerId,
+    from: u64,
+    limit: u64,
+) -> StoreResult<Vec<OutboxEntry>> {
     // A consent's subject comes from the live record (gone once erased); an erasure's from the
     // outbox row.
     let mut stmt = conn
@@ -69,12 +74,13 @@ pub(crate) fn create(conn: &Connection, d: &Destination) -> StoreResult<()> {
     Ok(())
 }
 
-const DESTINATION_COLUMNS: &str =
-    "id, controller, kind, url, secret, purposes, created_at, cursor, attempts, first_failure, next_attempt, last_error";
+const DESTINATION_COLUMNS: &str = "id, controller, kind, url, secret, purposes, created_at, cursor, attempts, first_failure, next_attempt, last_error";
 
 pub(crate) fn list(conn: &Connection, controller: Option<&ControllerId>) -> StoreResult<Vec<Destination>> {
     let sql = match controller {
-        Some(_) => format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE controller = ?1 ORDER BY created_at, id"),
+        Some(_) => {
+            format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE controller = ?1 ORDER BY created_at, id")
+        }
         None => format!("SELECT {DESTINATION_COLUMNS} FROM destinations ORDER BY controller, created_at, id"),
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;

@@ -404,9 +404,8 @@ pub(crate) fn append(conn: &Connection, seqs: &mut SeqCache, batch: &AppendBatch
     let mut insert_evidence = conn
         .prepare_cached("INSERT INTO evidence (controller, seq, subject_no, body) VALUES (?1, ?2, ?3, ?4)")
         .map_err(backend)?;
-    let mut insert_outbox = conn
-        .prepare_cached("INSERT INTO outbox (controller, seq, erased) VALUES (?1, ?2, ?3)")
-        .map_err(backend)?;
+    let mut insert_outbox =
+        conn.prepare_cached("INSERT INTO outbox (controller, seq, erased) VALUES (?1, ?2, ?3)").map_err(backend)?;
     let mut known_subjects: std::collections::HashSet<u64> = batch.new_subjects.iter().map(|s| s.number).collect();
 
     for (offset, new) in (0u64..).zip(&batch.entries) {

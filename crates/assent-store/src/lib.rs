@@ -167,7 +167,11 @@ pub trait Store: Send + Sync + 'static {
         controller: Option<ControllerId>,
     ) -> impl Future<Output = StoreResult<Vec<Destination>>> + Send;
     /// `false` if the controller has no destination `id`.
-    fn delete_destination(&self, controller: ControllerId, id: String) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn delete_destination(
+        &self,
+        controller: ControllerId,
+        id: String,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Records deliveries and moves the destination's progress, atomically: a crash never
     /// leaves the cursor past a delivery it did not record. `NotFound` if the destination was
     /// deleted meanwhile.

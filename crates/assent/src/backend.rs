@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use assent_core::{ControllerId, DataCategory, Purpose, Timestamp};
 use assent_store::{
-    Delivery, DeliveryFilter, Destination, OutboxEntry, Progress,
-    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, IdempotencyRecord, Store, StoreResult,
-    StoredCheckpoint, StoredEntry, StoredState, SubjectRecord,
+    ApiKeyRecord, AppendBatch, Appended, CatalogSnapshot, Controller, Delivery, DeliveryFilter, Destination,
+    IdempotencyRecord, OutboxEntry, Progress, Store, StoreResult, StoredCheckpoint, StoredEntry, StoredState,
+    SubjectRecord,
 };
 use assent_store_postgres::PostgresStore;
 use assent_store_sqlite::SqliteStore;

@@ -10,6 +10,7 @@
 mod catalog;
 mod commands;
 mod crash;
+mod delivery;
 mod postgres;
 mod support;
 mod verify;
