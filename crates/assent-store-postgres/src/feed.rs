@@ -15,8 +15,13 @@ use assent_store::Change;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-/// The channel every change is announced on.
-pub(crate) const CHANNEL: &str = "assent_changes";
+/// The channel a schema's changes are announced on. Notifications are database-wide, so the
+/// name carries (a hash of) the schema: deployments in other schemas of the same database do not
+/// hear each other. A plain identifier, so `LISTEN` needs no quoting.
+pub(crate) fn channel(schema: &str) -> String {
+    let hash = assent_core::crypto::sha256(schema.as_bytes());
+    format!("assent_{}", assent_core::crypto::to_hex(hash.get(..8).unwrap_or_default()))
+}
 
 /// Payload prefixes: the ledger grew, or the catalog or settings changed.
 pub(crate) const LEDGER: &str = "L ";
@@ -26,9 +31,9 @@ pub(crate) const CATALOG: &str = "C ";
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 /// Listens until `out` is dropped, reconnecting whenever the connection fails.
-pub(crate) async fn run(config: tokio_postgres::Config, out: mpsc::Sender<Change>) {
+pub(crate) async fn run(config: tokio_postgres::Config, channel: String, out: mpsc::Sender<Change>) {
     loop {
-        match listen(&config, &out).await {
+        match listen(&config, &channel, &out).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, "the PostgreSQL change feed lost its connection; reconnecting"),
         }
@@ -40,7 +45,7 @@ pub(crate) async fn run(config: tokio_postgres::Config, out: mpsc::Sender<Change
 }
 
 /// One connection's life. `Ok` when the receiver went away, `Err` when the connection did.
-async fn listen(config: &tokio_postgres::Config, out: &mpsc::Sender<Change>) -> Result<(), String> {
+async fn listen(config: &tokio_postgres::Config, channel: &str, out: &mpsc::Sender<Change>) -> Result<(), String> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let (notes, mut incoming) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -59,7 +64,7 @@ async fn listen(config: &tokio_postgres::Config, out: &mpsc::Sender<Change>) -> 
         }
     });
     let result = async {
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| e.to_string())?;
+        client.batch_execute(&format!("LISTEN {channel}")).await.map_err(|e| e.to_string())?;
         // Whatever was written while no one listened is picked up by reading from the last
         // entry each node applied.
         if out.send(Change::Resync).await.is_err() {

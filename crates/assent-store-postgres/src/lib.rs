@@ -132,7 +132,7 @@ impl PostgresStore {
             let mut pooled = pool.get().await?;
             migrations::run(&mut pooled.conn()?.client, &schema).await?;
         }
-        let writer = Writer::spawn(Arc::clone(&pool), pool.connect().await?);
+        let writer = Writer::spawn(Arc::clone(&pool), pool.connect().await?, feed::channel(&schema));
         Ok(Self { pool, writer, leases: Arc::default(), schema })
     }
 
@@ -141,14 +141,14 @@ impl PostgresStore {
     /// The listener stops when the receiver is dropped.
     pub fn changes(&self) -> mpsc::Receiver<Change> {
         let (out, changes) = mpsc::channel(1024);
-        tokio::spawn(feed::run(self.pool.config().clone(), out));
+        tokio::spawn(feed::run(self.pool.config().clone(), feed::channel(&self.schema), out));
         changes
     }
 
     /// Announces a catalog or settings change of `controller` to every node's change feed.
     async fn announce_catalog(&self, controller: &ControllerId) -> StoreResult<()> {
         let payload = format!("{}{controller}", feed::CATALOG);
-        self.execute("SELECT pg_notify($1, $2)", &[&feed::CHANNEL, &payload]).await.map(drop)
+        self.execute("SELECT pg_notify($1, $2)", &[&feed::channel(&self.schema), &payload]).await.map(drop)
     }
 
     async fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {

@@ -58,9 +58,9 @@ pub(crate) struct Writer {
 impl Writer {
     /// Spawns the writer task on the current Tokio runtime, writing on `conn` (and on new
     /// connections from `pool`'s config after a failure).
-    pub(crate) fn spawn(pool: Arc<Pool>, conn: Conn) -> Self {
+    pub(crate) fn spawn(pool: Arc<Pool>, conn: Conn, channel: String) -> Self {
         let (queue, requests) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(pool, Some(conn), requests));
+        tokio::spawn(run(pool, Some(conn), channel, requests));
         Self { queue }
     }
 
@@ -76,14 +76,14 @@ fn stopped() -> StoreError {
     StoreError::Backend("the PostgreSQL writer task has stopped".into())
 }
 
-async fn run(pool: Arc<Pool>, mut conn: Option<Conn>, mut requests: mpsc::Receiver<Request>) {
+async fn run(pool: Arc<Pool>, mut conn: Option<Conn>, channel: String, mut requests: mpsc::Receiver<Request>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
         // A caller that stopped waiting (its request was cancelled) is not written for.
         group.retain(|r: &Request| !r.reply.is_closed());
         group.sort_by(|a, b| a.batch.controller.as_str().cmp(b.batch.controller.as_str()));
         let batches: Vec<Arc<AppendBatch>> = group.iter().map(|r| Arc::clone(&r.batch)).collect();
-        match commit_group(&pool, &mut conn, &batches).await {
+        match commit_group(&pool, &mut conn, &batches, &channel).await {
             Ok(results) => {
                 for (request, result) in group.drain(..).zip(results) {
                     // The caller may have gone meanwhile; its batch is committed all the same.
@@ -112,6 +112,7 @@ async fn commit_group(
     pool: &Pool,
     conn: &mut Option<Conn>,
     batches: &[Arc<AppendBatch>],
+    channel: &str,
 ) -> StoreResult<Vec<StoreResult<Appended>>> {
     let mut attempt = 1;
     loop {
@@ -121,7 +122,7 @@ async fn commit_group(
         let Some(c) = conn.as_mut() else {
             return Err(StoreError::Corrupt("the writer's connection vanished".into()));
         };
-        match commit_once(c, batches).await {
+        match commit_once(c, batches, channel).await {
             Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
                 tracing::warn!(error = %e, attempt, "a group of appends hit a transient conflict; running it again");
                 attempt += 1;
@@ -131,9 +132,13 @@ async fn commit_group(
     }
 }
 
-async fn commit_once(conn: &mut Conn, batches: &[Arc<AppendBatch>]) -> StoreResult<Vec<StoreResult<Appended>>> {
+async fn commit_once(
+    conn: &mut Conn,
+    batches: &[Arc<AppendBatch>],
+    channel: &str,
+) -> StoreResult<Vec<StoreResult<Appended>>> {
     let mut tx = conn.transaction().await?;
-    match write_all(&mut tx, batches).await {
+    match write_all(&mut tx, batches, channel).await {
         Ok(results) => tx.commit().await.map(|()| results),
         Err(e) => {
             // Waited for, so the head rows are unlocked for other nodes before a retry.
@@ -148,7 +153,11 @@ async fn commit_once(conn: &mut Conn, batches: &[Arc<AppendBatch>]) -> StoreResu
 /// Each batch under its savepoint: a refused batch is rolled back to it and its error kept. An
 /// error from the savepoint statements themselves (a broken connection) or a transient
 /// conflict fails the whole transaction.
-async fn write_all(tx: &mut Tx<'_>, batches: &[Arc<AppendBatch>]) -> StoreResult<Vec<StoreResult<Appended>>> {
+async fn write_all(
+    tx: &mut Tx<'_>,
+    batches: &[Arc<AppendBatch>],
+    channel: &str,
+) -> StoreResult<Vec<StoreResult<Appended>>> {
     let mut results = Vec::with_capacity(batches.len());
     let mut before_next = Some(SAVEPOINT);
     for batch in batches {
@@ -179,8 +188,7 @@ async fn write_all(tx: &mut Tx<'_>, batches: &[Arc<AppendBatch>]) -> StoreResult
         .collect();
     grown.dedup();
     if !grown.is_empty() {
-        tx.execute("SELECT pg_notify($1, payload) FROM UNNEST($2::TEXT[]) AS payload", &[&feed::CHANNEL, &grown])
-            .await?;
+        tx.execute("SELECT pg_notify($1, payload) FROM UNNEST($2::TEXT[]) AS payload", &[&channel, &grown]).await?;
     }
     Ok(results)
 }

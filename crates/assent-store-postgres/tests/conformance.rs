@@ -265,7 +265,7 @@ async fn reopening_a_schema_keeps_its_data_and_does_not_migrate_again() {
     let migrated = schema.migrations().await;
     assert_eq!(
         migrated.iter().map(|(v, n, _)| (*v, n.as_str())).collect::<Vec<_>>(),
-        [(1, "0001_init"), (2, "0002_nodes")]
+        [(1, "0001_init"), (2, "0002_nodes"), (3, "0003_outbox")]
     );
 
     let store = schema.connect().await;

@@ -118,6 +118,126 @@ pub async fn run<S: Store + Clone>(store: S) {
     checkpoints_round_trip(&store).await;
     erasure_unlinks_a_subject_and_keeps_the_ledger(&store).await;
     links_are_single_use(&store).await;
+    the_outbox_holds_every_entry_until_delivered(&store).await;
+    destinations_advance_and_record_deliveries(&store).await;
+}
+
+async fn the_outbox_holds_every_entry_until_delivered<S: Store>(store: &S) {
+    let c = controller("outbox");
+    store.create_controller(c.clone()).await.expect("create");
+    let (s1, s2) = (subject("cust-1", 1), subject("cust-2", 2));
+    let mut b =
+        batch(&c.id, vec![consent(&c.id, &s1, "ads", Action::Grant, 1), consent(&c.id, &s2, "ads", Action::Grant, 2)]);
+    b.new_subjects = vec![s1.clone(), s2.clone()];
+    let appended = store.append_owned(b.clone()).await.expect("append");
+    assert_eq!(appended.subject_numbers, [s1.number, s2.number], "a single writer's numbers are kept");
+    // A refused append leaves no outbox row either.
+    let mut unknown = subject("cust-9", 9);
+    unknown.number = 999;
+    let refused = store.append_owned(batch(&c.id, vec![consent(&c.id, &unknown, "ads", Action::Grant, 3)])).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    let erasure = NewEntry::new(
+        LedgerEntry::Erasure(assent_core::event::Erasure {
+            controller: c.id.clone(),
+            recorded_at: Timestamp::from_unix_millis(4),
+        }),
+        None,
+    );
+    let mut erase = batch(&c.id, vec![erasure]);
+    erase.erase_subject = Some(s1.number);
+    store.append_owned(erase).await.expect("erase");
+
+    let outbox = store.outbox(c.id.clone(), 0, 10).await.expect("outbox");
+    assert_eq!(outbox.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2], "one row per entry, in order");
+    assert_eq!(outbox[1].bytes, b.entries[1].bytes);
+    assert_eq!(outbox[1].leaf_hash, b.entries[1].leaf_hash);
+    // Whom each entry concerns: the erased customer's own event has lost its link, the erasure
+    // keeps it until delivered.
+    let subjects: Vec<Option<&str>> = outbox.iter().map(|e| e.subject.as_ref().map(SubjectId::as_str)).collect();
+    assert_eq!(subjects, [None, Some("cust-2"), Some("cust-1")]);
+    let entries = store.entries(c.id.clone(), 0, 10).await.expect("entries");
+    assert_eq!(entries.iter().map(|e| e.subject_number).collect::<Vec<_>>(), [Some(1), Some(2), Some(1)]);
+    assert_eq!(store.outbox(c.id.clone(), 1, 1).await.expect("outbox").len(), 1, "the limit holds");
+    assert_eq!(store.prune_outbox(c.id.clone(), 2).await.expect("prune"), 2);
+    assert_eq!(store.outbox(c.id.clone(), 0, 10).await.expect("outbox").iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(store.ledger_size(c.id.clone()).await.expect("size"), 3, "pruning the outbox keeps the ledger");
+}
+
+async fn destinations_advance_and_record_deliveries<S: Store>(store: &S) {
+    use crate::{Delivery, DeliveryFilter, Destination, DestinationKind, Progress};
+    let c = controller("dest");
+    store.create_controller(c.clone()).await.expect("create");
+    let hook = Destination {
+        id: "wh_1".into(),
+        controller: c.id.clone(),
+        kind: DestinationKind::Webhook,
+        url: "https://crm.example/hook".into(),
+        secret: Some("whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0".into()),
+        purposes: vec![PurposeId::parse("ads").expect("id")],
+        created_at: Timestamp::from_unix_millis(5),
+        progress: Progress { cursor: 3, ..Progress::default() },
+    };
+    store.create_destination(hook.clone()).await.expect("create destination");
+    assert!(matches!(store.create_destination(hook.clone()).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.destinations(Some(c.id.clone())).await.expect("list"), [hook.clone()]);
+    assert!(store.destinations(None).await.expect("all").contains(&hook));
+
+    let failing = Progress {
+        cursor: 3,
+        attempts: 2,
+        first_failure: Some(Timestamp::from_unix_millis(10)),
+        next_attempt: Some(Timestamp::from_unix_millis(20)),
+        last_error: Some("the receiver answered 503".into()),
+    };
+    store.advance(hook.id.clone(), failing.clone(), vec![]).await.expect("advance");
+    assert_eq!(store.destinations(Some(c.id.clone())).await.expect("list")[0].progress, failing);
+    let delivered = |seq, acked: Option<i64>| Delivery {
+        destination: hook.id.clone(),
+        seq,
+        committed_at: Timestamp::from_unix_millis(1),
+        delivered_at: Some(Timestamp::from_unix_millis(30)),
+        acked_at: acked.map(Timestamp::from_unix_millis),
+        attempts: 1,
+        error: None,
+    };
+    let dead = Delivery { delivered_at: None, error: Some("gave up".into()), attempts: 9, ..delivered(5, None) };
+    let done = Progress { cursor: 6, ..Progress::default() };
+    store
+        .advance(hook.id.clone(), done.clone(), vec![delivered(3, Some(30)), delivered(4, None), dead.clone()])
+        .await
+        .expect("advance");
+    assert_eq!(store.destinations(Some(c.id.clone())).await.expect("list")[0].progress, done);
+    let ids = |d: Vec<Delivery>| d.iter().map(|d| d.seq).collect::<Vec<_>>();
+    assert_eq!(ids(store.deliveries(hook.id.clone(), DeliveryFilter::All, 10).await.expect("all")), [5, 4, 3]);
+    assert_eq!(ids(store.deliveries(hook.id.clone(), DeliveryFilter::Dead, 10).await.expect("dead")), [5]);
+    assert_eq!(ids(store.deliveries(hook.id.clone(), DeliveryFilter::Unacknowledged, 10).await.expect("u")), [4]);
+    assert_eq!(ids(store.deliveries(hook.id.clone(), DeliveryFilter::Acknowledged, 10).await.expect("a")), [3]);
+    assert_eq!(ids(store.deliveries(hook.id.clone(), DeliveryFilter::All, 1).await.expect("limit")), [5]);
+
+    // Confirming: once, keeping the first time; never a dead letter; never another controller's.
+    let acked =
+        store.ack_delivery(c.id.clone(), hook.id.clone(), 4, Timestamp::from_unix_millis(40)).await.expect("ack");
+    assert_eq!(acked.and_then(|d| d.acked_at), Some(Timestamp::from_unix_millis(40)));
+    let again =
+        store.ack_delivery(c.id.clone(), hook.id.clone(), 4, Timestamp::from_unix_millis(50)).await.expect("ack");
+    assert_eq!(again.and_then(|d| d.acked_at), Some(Timestamp::from_unix_millis(40)));
+    let on_dead = store.ack_delivery(c.id.clone(), hook.id.clone(), 5, Timestamp::from_unix_millis(50)).await;
+    assert_eq!(on_dead.expect("ack").and_then(|d| d.acked_at), None);
+    let other = ControllerId::parse("outbox").expect("id");
+    assert_eq!(
+        store.ack_delivery(other.clone(), hook.id.clone(), 4, Timestamp::from_unix_millis(60)).await.expect("ack"),
+        None
+    );
+    assert_eq!(
+        store.ack_delivery(c.id.clone(), hook.id.clone(), 77, Timestamp::from_unix_millis(60)).await.expect("ack"),
+        None
+    );
+
+    assert!(!store.delete_destination(other, hook.id.clone()).await.expect("delete"), "only its own controller");
+    assert!(store.delete_destination(c.id.clone(), hook.id.clone()).await.expect("delete"));
+    assert!(store.destinations(Some(c.id.clone())).await.expect("list").is_empty());
+    assert!(matches!(store.advance(hook.id.clone(), done, vec![]).await, Err(StoreError::NotFound(_))));
+    assert!(store.try_lead("conformance").await.expect("lead"), "the only node leads");
 }
 
 async fn links_are_single_use<S: Store>(store: &S) {
