@@ -36,7 +36,9 @@ struct Names {
 impl Names {
     fn new() -> Self {
         let suffix = format!("{:016x}", getrandom::u64().unwrap());
-        Self { stream: format!("ASSENT_TEST_{suffix}"), prefix: format!("assent.test.{suffix}") }
+        // Outside `assent.>`, which the server's own `ASSENT` stream captures (subjects of two
+        // streams may not overlap).
+        Self { stream: format!("ASSENT_TEST_{suffix}"), prefix: format!("assent_dispatch_test.{suffix}") }
     }
 
     fn subject(&self, leaf: &str) -> String {
