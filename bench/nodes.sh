@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ASSENT_TEST_DATABASE_URL="${ASSENT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-cargo test --release -p assent --test cli \
+cargo test -p assent --test cli \
   postgres::a_write_on_one_node_is_visible_on_another_within_100_ms_at_the_99th_percentile \
   -- --nocapture --exact 2>&1 | grep -E "visibility on the other node|test result"

@@ -271,6 +271,13 @@ async fn health_readiness_and_the_api_description_are_served() {
         ("get", "/p/{controller}/receipts/{seq}"),
         ("get", "/p/{controller}/ask/{purpose}"),
         ("post", "/p/{controller}/ask/{purpose}"),
+        ("get", "/metrics"),
+        ("post", "/v1/webhooks"),
+        ("get", "/v1/webhooks"),
+        ("delete", "/v1/webhooks/{id}"),
+        ("get", "/v1/destinations"),
+        ("get", "/v1/destinations/{id}/deliveries"),
+        ("post", "/v1/deliveries/{id}/ack"),
     ];
     for (method, path) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in openapi.json");

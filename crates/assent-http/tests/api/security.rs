@@ -50,7 +50,50 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/v1/subjects/cust-1/receipts/5", Scope::Read, None),
         e(Method::POST, "/v1/subjects/cust-1/links", Scope::Collect, Some(json!({"ttl_seconds": 60}))),
         e(Method::DELETE, "/v1/subjects/cust-1", Scope::Admin, None),
+        e(Method::POST, "/v1/webhooks", Scope::Admin, Some(json!({"url": "https://crm.example/hook"}))),
+        e(Method::GET, "/v1/webhooks", Scope::Admin, None),
+        e(Method::GET, "/v1/destinations", Scope::Admin, None),
     ]
+}
+
+#[tokio::test]
+async fn delivery_endpoints_keep_to_their_scope_and_their_controller() {
+    let app = spawn_app().await;
+    let theirs = app
+        .ok(Method::POST, "/v1/webhooks", &app.other_admin.clone(), json!({"url": "https://theirs.example/hook"}))
+        .await;
+    let id = theirs["id"].as_str().unwrap().to_owned();
+    let key = app.admin.clone();
+    // Their webhook is invisible here, and cannot be deleted or inspected.
+    assert_eq!(app.get("/v1/webhooks", &key).await.body, json!({"webhooks": []}));
+    assert_eq!(app.get("/v1/destinations", &key).await.body, json!({"destinations": []}));
+    let r = app.call(Method::DELETE, &format!("/v1/webhooks/{id}"), Some(&key), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    let r = app.get(&format!("/v1/destinations/{id}/deliveries"), &key).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    let r = app.call(Method::POST, &format!("/v1/deliveries/{id}:0/ack"), Some(&key), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    // Still theirs, with its secret never shown again.
+    let listed = app.get("/v1/webhooks", &app.other_admin.clone()).await.body;
+    assert_eq!(listed["webhooks"][0]["id"], id.as_str());
+    assert!(listed["webhooks"][0].get("secret").is_none());
+
+    // Confirming needs `collect`; managing destinations needs `admin`.
+    let collect = app.key(&[Scope::Collect]).await;
+    let r = app.call(Method::POST, "/v1/deliveries/wh_0:0/ack", Some(&collect), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    let read = app.key(&[Scope::Read, Scope::Decide, Scope::Catalog, Scope::Audit]).await;
+    let r = app.call(Method::POST, "/v1/deliveries/wh_0:0/ack", Some(&read), None).await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+    for path in [format!("/v1/webhooks/{id}"), format!("/v1/destinations/{id}/deliveries")] {
+        let method = if path.starts_with("/v1/webhooks") { Method::DELETE } else { Method::GET };
+        let r = app.call(method, &path, Some(&collect), None).await;
+        assert_problem(&r, StatusCode::FORBIDDEN);
+    }
+    for bad in ["/v1/deliveries/no-colon/ack", "/v1/deliveries/wh_0:not-a-number/ack"] {
+        let r = app.call(Method::POST, bad, Some(&collect), None).await;
+        assert_problem(&r, StatusCode::NOT_FOUND);
+    }
 }
 
 #[tokio::test]
