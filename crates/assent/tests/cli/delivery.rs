@@ -14,12 +14,41 @@ use axum::http::{HeaderMap, StatusCode};
 use crate::support::{Server, controller_with_admin_key, get_json, get_text, seed_catalog};
 
 /// What a receiver keeps: every verified request, and how many it should still refuse.
-struct Inbox {
-    secret: Mutex<Option<WebhookSecret>>,
-    refuse_next: Mutex<usize>,
+pub(crate) struct Inbox {
+    pub(crate) secret: Mutex<Option<WebhookSecret>>,
+    pub(crate) refuse_next: Mutex<usize>,
     /// `(webhook-id, body)` of each accepted request, in arrival order.
-    accepted: Mutex<Vec<(String, serde_json::Value)>>,
-    attempts: Mutex<usize>,
+    pub(crate) accepted: Mutex<Vec<(String, serde_json::Value)>>,
+    pub(crate) attempts: Mutex<usize>,
+}
+
+impl Inbox {
+    pub(crate) fn new(refuse_first: usize) -> Arc<Self> {
+        Arc::new(Self {
+            secret: Mutex::new(None),
+            refuse_next: Mutex::new(refuse_first),
+            accepted: Mutex::new(Vec::new()),
+            attempts: Mutex::new(0),
+        })
+    }
+
+    /// Each event's sequence numbers per customer, in first-arrival order, and how many
+    /// distinct events arrived.
+    pub(crate) fn by_subject(&self) -> (BTreeMap<String, Vec<u64>>, usize) {
+        let mut arrived: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (webhook_id, body) in self.accepted.lock().unwrap().iter() {
+            let data = &body["data"];
+            assert_eq!(webhook_id, data["id"].as_str().unwrap(), "webhook-id is the event id");
+            if seen.insert(webhook_id.clone()) {
+                arrived
+                    .entry(data["subject"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(data["seq"].as_u64().unwrap());
+            }
+        }
+        (arrived, seen.len())
+    }
 }
 
 async fn receive(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -43,7 +72,7 @@ async fn receive(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Byte
 }
 
 /// Serves `inbox` on `port` until the returned handle is aborted (then connections are refused).
-async fn start_receiver(inbox: Arc<Inbox>, port: u16) -> tokio::task::JoinHandle<()> {
+pub(crate) async fn start_receiver(inbox: Arc<Inbox>, port: u16) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(inbox);
     let listener = loop {
         match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
@@ -72,12 +101,7 @@ async fn a_webhook_gets_every_event_in_order_through_failures_and_an_outage() {
     let client = reqwest::Client::new();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let inbox = Arc::new(Inbox {
-        secret: Mutex::new(None),
-        refuse_next: Mutex::new(3),
-        accepted: Mutex::new(Vec::new()),
-        attempts: Mutex::new(0),
-    });
+    let inbox = Inbox::new(3);
     let mut receiver = start_receiver(Arc::clone(&inbox), port).await;
     let created = post(
         &client,

@@ -332,3 +332,70 @@ async fn a_write_on_one_node_is_visible_on_another_within_100_ms_at_the_99th_per
     a.stop();
     b.stop();
 }
+
+#[tokio::test]
+async fn deliveries_go_on_when_the_dispatching_node_dies() {
+    let Some(schema) = fresh_schema("deliveries_go_on_when_the_dispatching_node_dies") else { return };
+    let _one_at_a_time = NODES.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_on(&schema, dir.path(), "relay");
+    let env = schema.env();
+    let first = Server::start_with_env(dir.path(), &env).await;
+    // The first node takes the dispatcher lease; the second waits for it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = Server::start_with_env(dir.path(), &env).await;
+    seed_catalog(&first.base, &key).await;
+    let client = reqwest::Client::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let inbox = crate::delivery::Inbox::new(0);
+    let _receiver = crate::delivery::start_receiver(std::sync::Arc::clone(&inbox), port).await;
+    let r = client
+        .post(format!("{}/v1/webhooks", second.base))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": format!("http://127.0.0.1:{port}/hook")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    *inbox.secret.lock().unwrap() =
+        Some(assent_dispatch::WebhookSecret::parse(created["secret"].as_str().unwrap()).unwrap());
+
+    let mut expected: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+    let mut write = async |base: &str, i: usize| {
+        let subject = format!("r{}", i % 3);
+        let action = if i % 2 == 0 { "grant" } else { "withdraw" };
+        let r = client
+            .post(format!("{base}/v1/consents"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"subject": subject, "purpose": "ads", "version": 1, "action": action}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let out: serde_json::Value = r.json().await.unwrap();
+        expected.entry(subject).or_default().push(out["seq"].as_u64().unwrap());
+    };
+    for i in 0..10 {
+        write(if i % 2 == 0 { &first.base } else { &second.base }, i).await;
+    }
+    let wait_for = |n: usize| {
+        let inbox = std::sync::Arc::clone(&inbox);
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while inbox.by_subject().1 < n {
+                assert!(std::time::Instant::now() < deadline, "only {} of {n} arrived", inbox.by_subject().1);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(10).await;
+    // The node holding the lease dies; its session, and the lease, go with it.
+    first.kill_9();
+    for i in 10..20 {
+        write(&second.base, i).await;
+    }
+    wait_for(20).await;
+    assert_eq!(inbox.by_subject(), (expected, 20), "every event once, in order per customer, across the failover");
+    second.stop();
+}
