@@ -177,11 +177,14 @@ pub(crate) fn advance(conn: &Connection, id: &str, progress: &Progress, deliveri
 
 const DELIVERY_COLUMNS: &str = "destination, seq, committed_at, delivered_at, acked_at, attempts, error";
 
-fn delivery(row: &Row<'_>) -> rusqlite::Result<(String, i64, i64, Option<i64>, Option<i64>, i64, Option<String>)> {
+/// A deliveries row as SQLite gives it, before conversion (which can fail outside rusqlite).
+type DeliveryRow = (String, i64, i64, Option<i64>, Option<i64>, i64, Option<String>);
+
+fn delivery(row: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn to_delivery(r: (String, i64, i64, Option<i64>, Option<i64>, i64, Option<String>)) -> StoreResult<Delivery> {
+fn to_delivery(r: DeliveryRow) -> StoreResult<Delivery> {
     Ok(Delivery {
         destination: r.0,
         seq: seq_from_sql(r.1)?,

@@ -123,7 +123,7 @@ async fn a_webhook_gets_every_event_in_order_through_failures_and_an_outage() {
     let mut expected: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut record = async |i: usize| {
         let subject = format!("cust-{}", i % 5);
-        let action = if (i / 5) % 2 == 0 { "grant" } else { "withdraw" };
+        let action = if (i / 5).is_multiple_of(2) { "grant" } else { "withdraw" };
         let out = post(
             &client,
             &format!("{}/v1/consents", server.base),

@@ -364,7 +364,7 @@ async fn deliveries_go_on_when_the_dispatching_node_dies() {
     let mut expected: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
     let mut write = async |base: &str, i: usize| {
         let subject = format!("r{}", i % 3);
-        let action = if i % 2 == 0 { "grant" } else { "withdraw" };
+        let action = if i.is_multiple_of(2) { "grant" } else { "withdraw" };
         let r = client
             .post(format!("{base}/v1/consents"))
             .bearer_auth(&key)
