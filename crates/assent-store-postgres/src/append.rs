@@ -10,8 +10,9 @@
 //!    under the same id is returned as `SubjectExists`, for the caller to adopt);
 //! 3. read the stored nodes on the tree's right edge that the new leaves' subtrees need (one
 //!    query), and compute the subtree hashes each new leaf completes;
-//! 4. insert the entries, their consent states and evidence (one statement each, however many
-//!    entries), the notice versions, and move the head past the batch;
+//! 4. in one statement (data-modifying CTEs), insert the new subjects, the entries, their
+//!    outbox rows, consent states and evidence, and move the head past the batch: a single
+//!    event waits on round trips, not on rows; then the notice versions, if any;
 //! 5. the writer releases the savepoint, and commits once for the whole group (with
 //!    `synchronous_commit` on: durable when it returns).
 //!
@@ -138,49 +139,89 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
         }
     }
 
-    let (subject_numbers, next_subject) = insert_subjects(tx, batch, head.next_subject).await?;
+    let allocation = allocate_subjects(tx, batch, head.next_subject).await?;
+    let subject_numbers = allocation.numbers.clone();
     let numbers = entry_subjects(batch, &subject_numbers)?;
     check_subjects(tx, batch, &numbers, &subject_numbers).await?;
 
     let leaves: Vec<Hash32> = batch.entries.iter().map(|e| e.leaf_hash).collect();
     let nodes = completed_nodes(tx, controller, first_seq, &leaves).await?;
 
-    // The entries, in one statement: parallel arrays, zipped by UNNEST in order.
-    let mut seqs = Vec::with_capacity(batch.entries.len());
+    // Every row the batch adds, and the head's move, in one statement: a round trip to the
+    // database is what a single event waits on, not the rows.
+    let seqs = (first_seq..).take(batch.entries.len()).map(seq_to_sql).collect::<StoreResult<Vec<_>>>()?;
     let subject_nos = numbers.iter().map(|n| n.map(seq_to_sql).transpose()).collect::<StoreResult<Vec<_>>>()?;
-    for seq in (first_seq..).take(batch.entries.len()) {
-        seqs.push(seq_to_sql(seq)?);
-    }
-    if !seqs.is_empty() {
-        let bytes: Vec<&[u8]> = batch.entries.iter().map(|e| e.bytes.as_slice()).collect();
-        let leaf_hashes: Vec<&[u8]> = batch.entries.iter().map(|e| &e.leaf_hash[..]).collect();
-        let nodes: Vec<Option<&[u8]>> = nodes.iter().map(|n| n.as_deref()).collect();
-        tx.execute(
-            "INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[], $6::BYTEA[])",
-            &[&controller, &seqs, &bytes, &leaf_hashes, &subject_nos, &nodes],
-        )
-        .await?;
-    }
-
-    if !seqs.is_empty() {
-        // The outbox rows, in the entries' transaction: nothing committed can miss delivery.
-        let erased: Vec<Option<&str>> = batch
-            .entries
-            .iter()
-            .map(|e| match e.entry {
-                LedgerEntry::Erasure(_) => erased_id.as_deref(),
-                _ => None,
-            })
-            .collect();
-        tx.execute(
-            "INSERT INTO outbox (controller, seq, erased) SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])",
-            &[&controller, &seqs, &erased],
-        )
-        .await?;
-    }
-
-    write_states_and_evidence(tx, batch, &seqs, &subject_nos).await?;
+    let bytes: Vec<&[u8]> = batch.entries.iter().map(|e| e.bytes.as_slice()).collect();
+    let leaf_hashes: Vec<&[u8]> = batch.entries.iter().map(|e| &e.leaf_hash[..]).collect();
+    let nodes: Vec<Option<&[u8]>> = nodes.iter().map(|n| n.as_deref()).collect();
+    // The outbox rows, in the entries' transaction: nothing committed can miss delivery.
+    let erased: Vec<Option<&str>> = batch
+        .entries
+        .iter()
+        .map(|e| match e.entry {
+            LedgerEntry::Erasure(_) => erased_id.as_deref(),
+            _ => None,
+        })
+        .collect();
+    let fresh = &allocation.fresh;
+    let new_numbers = fresh.iter().map(|(n, _)| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
+    let new_ids: Vec<&str> = fresh.iter().map(|(_, s)| s.id.as_str()).collect();
+    let new_secrets: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.secret[..]).collect();
+    let new_pseudonyms: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.pseudonym.0[..]).collect();
+    let new_created: Vec<i64> = fresh.iter().map(|(_, s)| s.created_at.unix_millis()).collect();
+    let (c, ev) = state_and_evidence(batch, &seqs, &subject_nos);
+    let next_subject = allocation.next;
+    tx.execute(
+        "WITH
+           new_subjects AS (
+             INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])),
+           entries AS (
+             INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes)
+             SELECT $1, * FROM UNNEST($7::BIGINT[], $8::BYTEA[], $9::BYTEA[], $10::BIGINT[], $11::BYTEA[])),
+           outbox_rows AS (
+             INSERT INTO outbox (controller, seq, erased) SELECT $1, * FROM UNNEST($7::BIGINT[], $12::TEXT[])),
+           states AS (
+             INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
+             SELECT $1, * FROM UNNEST($13::BIGINT[], $14::TEXT[], $15::BYTEA[], $16::TEXT[], $17::BIGINT[],
+                                      $18::BIGINT[], $19::TEXT[], $20::BIGINT[])
+             ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
+                action = excluded.action, version = excluded.version, since = excluded.since,
+                method = excluded.method, seq = excluded.seq
+             WHERE excluded.seq > consent_state.seq),
+           evidence_rows AS (
+             INSERT INTO evidence (controller, seq, subject_no, body)
+             SELECT $1, * FROM UNNEST($21::BIGINT[], $22::BIGINT[], $23::TEXT[]))
+         UPDATE ledger_heads SET next_seq = $24, next_subject = $25 WHERE controller = $1",
+        &[
+            &controller,
+            &new_numbers,
+            &new_ids,
+            &new_secrets,
+            &new_pseudonyms,
+            &new_created,
+            &seqs,
+            &bytes,
+            &leaf_hashes,
+            &subject_nos,
+            &nodes,
+            &erased,
+            &c.subject_nos,
+            &c.purposes,
+            &c.subjects,
+            &c.actions,
+            &c.versions,
+            &c.since,
+            &c.methods,
+            &c.seqs,
+            &ev.seqs,
+            &ev.subject_nos,
+            &ev.bodies,
+            &seq_to_sql(next_seq)?,
+            &seq_to_sql(next_subject)?,
+        ],
+    )
+    .await?;
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
@@ -196,14 +237,6 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
             return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
         }
     }
-
-    if next_seq != first_seq || next_subject != head.next_subject {
-        tx.execute(
-            "UPDATE ledger_heads SET next_seq = $2, next_subject = $3 WHERE controller = $1",
-            &[&controller, &seq_to_sql(next_seq)?, &seq_to_sql(next_subject)?],
-        )
-        .await?;
-    }
     Ok(Appended { first_seq, subject_numbers })
 }
 
@@ -213,9 +246,13 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
 /// subject already stored with the same pseudonym (two requests racing on a new customer) keeps
 /// its number; one stored under the same id with another pseudonym was created by another
 /// writer first, and is returned in [`StoreError::SubjectExists`] for the caller to adopt.
-async fn insert_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, mut next: u64) -> StoreResult<(Vec<u64>, u64)> {
+async fn allocate_subjects<'b>(
+    tx: &mut Tx<'_>,
+    batch: &'b AppendBatch,
+    mut next: u64,
+) -> StoreResult<Allocation<'b>> {
     if batch.new_subjects.is_empty() {
-        return Ok((Vec::new(), next));
+        return Ok(Allocation { numbers: Vec::new(), next, fresh: Vec::new() });
     }
     let controller = batch.controller.as_str();
     let ids: Vec<&str> = batch.new_subjects.iter().map(|s| s.id.as_str()).collect();
@@ -254,21 +291,17 @@ async fn insert_subjects(tx: &mut Tx<'_>, batch: &AppendBatch, mut next: u64) ->
             }
         }
     }
-    if !fresh.is_empty() {
-        let numbers = fresh.iter().map(|(n, _)| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
-        let ids: Vec<&str> = fresh.iter().map(|(_, s)| s.id.as_str()).collect();
-        let secrets: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.secret[..]).collect();
-        let pseudonyms: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.pseudonym.0[..]).collect();
-        let created: Vec<i64> = fresh.iter().map(|(_, s)| s.created_at.unix_millis()).collect();
-        tx.execute(
-            "INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])",
-            &[&controller, &numbers, &ids, &secrets, &pseudonyms, &created],
-        )
-        .await?;
-    }
-    Ok((numbers, next))
+    Ok(Allocation { numbers, next, fresh })
 }
+
+/// New subjects' numbers: each of the batch's `new_subjects` in order, the next free number,
+/// and the records to insert (those not stored already).
+struct Allocation<'b> {
+    numbers: Vec<u64>,
+    next: u64,
+    fresh: Vec<(u64, &'b SubjectRecord)>,
+}
+
 
 /// The subject number each entry's row carries: a consent entry's subject (a new subject's
 /// allocated number, found by pseudonym), an erasure's erased subject, nothing for a notice.
@@ -327,74 +360,48 @@ async fn check_subjects(
     }
 }
 
-/// Upserts each (subject, purpose) state the batch changes (the later sequence number wins,
-/// against the stored row too) and inserts consent entries' evidence.
-async fn write_states_and_evidence(
-    tx: &mut Tx<'_>,
-    batch: &AppendBatch,
+/// The (subject, purpose) states the batch changes and the evidence it stores, as columns. One
+/// row per (subject, purpose): a statement may not upsert the same row twice. The batch's last
+/// event for it wins, as it would one statement at a time (and the upsert keeps a stored row
+/// with a later sequence number); the pseudonym is its first event's, as the first insert would
+/// have stored it.
+fn state_and_evidence<'b>(
+    batch: &'b AppendBatch,
     seqs: &[i64],
     subject_nos: &[Option<i64>],
-) -> StoreResult<()> {
-    // One row per (subject, purpose): a statement may not upsert the same row twice. The batch's
-    // last event for it wins, as it would one statement at a time; the pseudonym is its first
-    // event's, as the first insert would have stored it.
+) -> (StateColumns<'b>, EvidenceColumns<'b>) {
     let mut latest: BTreeMap<(i64, &str), (usize, &[u8; 32])> = BTreeMap::new();
-    let (mut ev_seqs, mut ev_subjects, mut ev_bodies) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ev = EvidenceColumns::default();
     for (i, ((new, seq), number)) in batch.entries.iter().zip(seqs).zip(subject_nos).enumerate() {
         let (LedgerEntry::Consent(event), Some(number)) = (&new.entry, *number) else { continue };
         latest.entry((number, event.purpose.as_str())).and_modify(|(at, _)| *at = i).or_insert((i, &event.subject.0));
         if let Some(evidence) = &new.evidence {
-            ev_seqs.push(*seq);
-            ev_subjects.push(number);
-            ev_bodies.push(evidence.as_str());
+            ev.seqs.push(*seq);
+            ev.subject_nos.push(number);
+            ev.bodies.push(evidence.as_str());
         }
     }
-    if !latest.is_empty() {
-        let mut columns = StateColumns::default();
-        for ((number, purpose), (i, subject)) in latest {
-            let (Some(new), Some(seq)) = (batch.entries.get(i), seqs.get(i)) else { continue };
-            let LedgerEntry::Consent(event) = &new.entry else { continue };
-            columns.subject_nos.push(number);
-            columns.purposes.push(purpose);
-            columns.subjects.push(&subject[..]);
-            columns.actions.push(event.action.as_str());
-            columns.versions.push(event.version.map(i64::from));
-            columns.since.push(event.recorded_at.unix_millis());
-            columns.methods.push(event.method.as_str());
-            columns.seqs.push(*seq);
-        }
-        let c = &columns;
-        tx.execute(
-            "INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[],
-                                      $8::TEXT[], $9::BIGINT[])
-             ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
-                action = excluded.action, version = excluded.version, since = excluded.since,
-                method = excluded.method, seq = excluded.seq
-             WHERE excluded.seq > consent_state.seq",
-            &[
-                &batch.controller.as_str(),
-                &c.subject_nos,
-                &c.purposes,
-                &c.subjects,
-                &c.actions,
-                &c.versions,
-                &c.since,
-                &c.methods,
-                &c.seqs,
-            ],
-        )
-        .await?;
+    let mut columns = StateColumns::default();
+    for ((number, purpose), (i, subject)) in latest {
+        let (Some(new), Some(seq)) = (batch.entries.get(i), seqs.get(i)) else { continue };
+        let LedgerEntry::Consent(event) = &new.entry else { continue };
+        columns.subject_nos.push(number);
+        columns.purposes.push(purpose);
+        columns.subjects.push(&subject[..]);
+        columns.actions.push(event.action.as_str());
+        columns.versions.push(event.version.map(i64::from));
+        columns.since.push(event.recorded_at.unix_millis());
+        columns.methods.push(event.method.as_str());
+        columns.seqs.push(*seq);
     }
-    if !ev_seqs.is_empty() {
-        tx.execute(
-            "INSERT INTO evidence (controller, seq, subject_no, body)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::TEXT[])",
-            &[&batch.controller.as_str(), &ev_seqs, &ev_subjects, &ev_bodies],
-        )
-        .await?;
-    }
-    Ok(())
+    (columns, ev)
+}
+
+#[derive(Default)]
+struct EvidenceColumns<'a> {
+    seqs: Vec<i64>,
+    subject_nos: Vec<i64>,
+    bodies: Vec<&'a str>,
 }
 
 #[derive(Default)]
