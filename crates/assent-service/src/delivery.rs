@@ -29,6 +29,8 @@ use crate::{Assent, Principal, ServiceError, ServiceResult, random_bytes};
 
 /// How many outbox entries one pass reads per destination.
 const BATCH: u64 = 200;
+/// Outbox rows kept past the end of the ledger's delivered part when no destination exists.
+const PRUNE_MARGIN: u64 = 10_000;
 /// The JetStream stream that captures every controller's subjects.
 pub const NATS_STREAM: &str = "ASSENT";
 /// Bucket bounds of the time-to-honor histogram, in seconds: from a live receiver's few
@@ -89,10 +91,12 @@ impl Metrics {
         });
     }
 
-    /// The Prometheus text exposition of everything observed.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of what was observed for `controller`: a key sees only
+    /// its own controller's destinations.
+    pub fn render(&self, controller: &ControllerId) -> String {
         use std::fmt::Write as _;
-        let all = self.by_destination.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut all = self.by_destination.lock().map(|m| m.clone()).unwrap_or_default();
+        all.retain(|(c, _), _| c.as_str() == controller.as_str());
         let mut out = String::new();
         out.push_str("# HELP assent_time_to_honor_seconds From an event's commit to its destination confirming it.\n");
         out.push_str("# TYPE assent_time_to_honor_seconds histogram\n");
@@ -211,8 +215,42 @@ impl From<Delivery> for DeliveryOut {
     }
 }
 
-/// Checks a webhook URL: absolute `http` or `https`, with a host, no credentials.
-fn parse_webhook_url(url: &str, errors: &mut ValidationErrors) {
+/// Whether `host` (a URL's host, brackets and port removed) names this machine or a private,
+/// link-local or unspecified address: where an `admin` key could otherwise point Assent at
+/// services that trust the internal network (cloud metadata at 169.254.169.254, say). Host
+/// names are not resolved here; a name that resolves to a private address is not caught.
+fn is_internal_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let first = ip.segments().first().copied().unwrap_or_default();
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+        Err(_) => false,
+    }
+}
+
+/// The host of an `http(s)://` URL's authority, without port or IPv6 brackets.
+fn url_host(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    }
+}
+
+/// Checks a webhook URL: absolute `http` or `https`, with a host, no credentials, and (unless
+/// the deployment allows it) not an internal address.
+fn parse_webhook_url(url: &str, allow_internal: bool, errors: &mut ValidationErrors) {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         None => errors.push("url", "must start with https:// (or http:// for a receiver on a private network)"),
@@ -224,6 +262,12 @@ fn parse_webhook_url(url: &str, errors: &mut ValidationErrors) {
                 errors.push("url", "must not carry credentials: the signature authenticates Assent");
             } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.len() > 2048 {
                 errors.push("url", "must be at most 2048 characters with no spaces");
+            } else if !allow_internal && is_internal_host(url_host(authority)) {
+                errors.push(
+                    "url",
+                    "names this machine or a private address; set `[delivery] allow_private_networks = true` \
+                     if receivers really live on the internal network",
+                );
             }
         }
     }
@@ -238,7 +282,7 @@ impl<S: Store> Assent<S> {
     pub async fn create_webhook(&self, principal: &Principal, input: WebhookInput) -> ServiceResult<WebhookCreated> {
         principal.require(Scope::Admin)?;
         let mut errors = ValidationErrors::default();
-        parse_webhook_url(&input.url, &mut errors);
+        parse_webhook_url(&input.url, self.allow_private_webhooks(), &mut errors);
         let catalog = principal.controller.catalog();
         let mut purposes = Vec::new();
         for (i, p) in input.purposes.iter().enumerate() {
@@ -487,12 +531,14 @@ impl<S: Store> Assent<S> {
         let destinations = self.store.destinations(None).await?;
         for controller in self.store.list_controllers().await? {
             let size = self.store.ledger_size(controller.id.clone()).await?;
+            // With no destination, keep a margin: one being created right now starts at the
+            // ledger's end as it reads it, which may be a little behind `size`.
             let below = destinations
                 .iter()
                 .filter(|d| d.controller == controller.id)
                 .map(|d| d.progress.cursor)
                 .min()
-                .unwrap_or(size);
+                .unwrap_or_else(|| size.saturating_sub(PRUNE_MARGIN));
             self.store.prune_outbox(controller.id, below).await?;
         }
         Ok(())
@@ -522,6 +568,16 @@ impl<S: Store> Assent<S> {
         let entries = self.store.outbox(d.controller.clone(), d.progress.cursor, BATCH).await?;
         if entries.is_empty() {
             return Ok(false);
+        }
+        if let Some(first) = entries.first()
+            && first.seq > d.progress.cursor
+        {
+            tracing::error!(
+                destination = %d.id,
+                from = d.progress.cursor,
+                to = first.seq,
+                "outbox rows this destination had not passed are gone; those entries are skipped"
+            );
         }
         let mut progress = d.progress.clone();
         let mut records = Vec::new();
@@ -572,10 +628,16 @@ impl<S: Store> Assent<S> {
                     progress = Progress { cursor: entry.seq + 1, ..Progress::default() };
                 }
                 Err((error, retryable)) => {
+                    // The give-up clock of an event starts when it was recorded, or when this
+                    // outage began if later: every event gets the whole retry period, and a
+                    // receiver that never comes back costs each event that period, not the
+                    // period times the backlog ahead of it (an erasure's outbox row, with its
+                    // customer id, is kept no longer than that).
                     let first_failure = progress.first_failure.unwrap_or(now);
+                    let clock = first_failure.max(message.committed_at);
                     let jitter = f64::from(u32::from_le_bytes(random_bytes::<4>()?)) / f64::from(u32::MAX);
                     let next = retryable
-                        .then(|| retry.next_attempt_at(first_failure.unix_millis(), now.unix_millis(), attempt, jitter))
+                        .then(|| retry.next_attempt_at(clock.unix_millis(), now.unix_millis(), attempt, jitter))
                         .flatten();
                     match next {
                         Some(at) => {
@@ -601,17 +663,27 @@ impl<S: Store> Assent<S> {
                                 error: Some(error.clone()),
                             });
                             self.metrics.with(&d.controller, &d.id, |m| m.dead += 1);
-                            progress =
-                                Progress { cursor: entry.seq + 1, last_error: Some(error), ..Progress::default() };
+                            // The outage goes on: the next event's clock starts no earlier.
+                            progress = Progress {
+                                cursor: entry.seq + 1,
+                                first_failure: Some(first_failure),
+                                last_error: Some(error),
+                                ..Progress::default()
+                            };
                         }
                     }
                 }
             }
         }
         let moved = progress.cursor != d.progress.cursor;
-        match self.store.advance(d.id.clone(), progress, records).await {
-            // Deleted while this pass ran: nothing more to record.
-            Ok(()) | Err(StoreError::NotFound(_)) => Ok(moved),
+        match self.store.advance(d.id.clone(), d.progress.cursor, progress, records).await {
+            Ok(()) => Ok(moved),
+            // Deleted while this pass ran, or moved by a dispatcher that took over: its record
+            // stands, and this pass's is dropped (receivers deduplicate by event id).
+            Err(StoreError::NotFound(_)) => {
+                tracing::warn!(destination = %d.id, "the destination changed under this dispatcher; dropping its pass");
+                Ok(false)
+            }
             Err(e) => Err(e.into()),
         }
     }

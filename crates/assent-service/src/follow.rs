@@ -15,12 +15,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use assent_core::{ConsentState, ControllerId, LedgerEntry, PurposeId};
+use assent_core::{ConsentState, ControllerId, LedgerEntry};
 use assent_store::{Change, Store, StoreError, SubjectRecord};
 use tokio::sync::mpsc;
 
 use crate::memory::{CatalogView, ControllerHandle, read, write};
 use crate::{Assent, ServiceError, ServiceResult};
+
+/// How long the feed may be silent before every loaded ledger is checked anyway.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The most entries one read of the ledger brings back.
 const CHUNK: u64 = 10_000;
@@ -29,7 +32,15 @@ impl<S: Store> Assent<S> {
     /// Applies changes from `changes` until the sender goes away. Changes that arrive while one
     /// is being applied are gathered and applied together.
     pub async fn follow(&self, mut changes: mpsc::Receiver<Change>) {
-        while let Some(first) = changes.recv().await {
+        loop {
+            // A catch-up that failed, or a notification that came while its controller was
+            // still loading, is retried by the next change; on a quiet controller that may be
+            // long, so every few seconds without one counts as a ledger change everywhere.
+            let (first, quiet) = match tokio::time::timeout(RECHECK_AFTER, changes.recv()).await {
+                Ok(Some(change)) => (change, false),
+                Ok(None) => return,
+                Err(_) => (Change::Resync, true),
+            };
             let mut ledgers: Vec<ControllerId> = Vec::new();
             let mut catalogs: Vec<ControllerId> = Vec::new();
             let mut resync = false;
@@ -45,7 +56,11 @@ impl<S: Store> Assent<S> {
             }
             if resync {
                 ledgers = self.controller_ids();
-                catalogs = ledgers.clone();
+                // After a reconnect catalog changes may have been missed too; a quiet spell
+                // needs only the ledgers read (notices reload the catalog themselves).
+                if !quiet {
+                    catalogs = ledgers.clone();
+                }
             }
             for id in &catalogs {
                 if let Err(e) = self.reload_catalog(id).await {
@@ -120,9 +135,13 @@ impl<S: Store> Assent<S> {
             let records = self.store.subjects_by_number(controller.clone(), unknown).await?;
             let mut subjects = write(&handle.subjects);
             for record in records {
-                // States come from the entries themselves, applied next.
-                let states = subjects.by_id.get(&record.id).filter(|e| e.persisted).map(|e| e.states.clone());
-                subjects.insert_stored(record, states.unwrap_or_default());
+                if subjects.erased.contains(&record.number) {
+                    continue;
+                }
+                // A record this node did not hold under this number replaces whatever it held
+                // for the id (its own unstored attempt, or an erased predecessor): none of those
+                // states are this record's. Its states come from the entries, applied next.
+                subjects.insert_stored(record, Vec::new());
             }
         }
         let mut notices = false;
@@ -167,21 +186,38 @@ impl<S: Store> Assent<S> {
     }
 
     /// Takes on the record another node stored for a subject this node was about to create,
-    /// with the subject's states as its ledger entries give them.
+    /// with the subject's states as its ledger entries give them. Done while holding the feed's
+    /// cursor, so the feed cannot apply an erasure or a newer event between the reads here and
+    /// the update of memory; states merge by sequence number, so nothing newer is overwritten.
     pub(crate) async fn adopt_subject(&self, handle: &ControllerHandle, record: SubjectRecord) -> ServiceResult<()> {
-        let entries = self.store.subject_entries(handle.id(), record.number).await?;
-        let mut states: Vec<(PurposeId, ConsentState)> = Vec::new();
-        for stored in entries {
-            if let Ok(LedgerEntry::Consent(event)) = assent_core::encoding::decode(&stored.bytes) {
-                let state = ConsentState::from_event(&event, stored.seq);
-                match states.iter_mut().find(|(p, _)| *p == event.purpose) {
-                    Some((_, current)) if state.supersedes(Some(current)) => *current = state,
-                    Some(_) => {}
-                    None => states.push((event.purpose, state)),
+        let _applied = handle.applied.lock().await;
+        let controller = handle.id();
+        let still_stored = self.store.subjects_by_number(controller.clone(), vec![record.number]).await?;
+        if !still_stored.iter().any(|s| s.pseudonym == record.pseudonym) {
+            // Erased since the store refused: the retry will create the customer afresh.
+            let mut subjects = write(&handle.subjects);
+            subjects.erased.insert(record.number);
+            if subjects.by_id.get(&record.id).is_some_and(|e| !e.persisted) {
+                subjects.remove(&record.id);
+            }
+            return Ok(());
+        }
+        let entries = self.store.subject_entries(controller, record.number).await?;
+        let mut subjects = write(&handle.subjects);
+        let known =
+            subjects.by_id.get(&record.id).is_some_and(|e| e.persisted && e.record.pseudonym == record.pseudonym);
+        if !known {
+            subjects.insert_stored(record.clone(), Vec::new());
+        }
+        if let Some(entry) = subjects.by_id.get_mut(&record.id) {
+            for stored in entries {
+                if let Ok(LedgerEntry::Consent(event)) = assent_core::encoding::decode(&stored.bytes)
+                    && event.subject == record.pseudonym
+                {
+                    entry.apply(&event.purpose, ConsentState::from_event(&event, stored.seq));
                 }
             }
         }
-        write(&handle.subjects).insert_stored(record, states);
         Ok(())
     }
 }

@@ -205,12 +205,18 @@ impl<S: Store> Assent<S> {
         principal.require(Scope::Admin)?;
         let subject_id = SubjectId::parse(subject).map_err(|e| ServiceError::invalid("subject", e))?;
         let handle = &principal.controller;
-        let number = read(&handle.subjects)
-            .by_id
-            .get(&subject_id)
-            .filter(|e| e.persisted)
-            .map(|e| e.record.number)
-            .ok_or_else(|| ServiceError::NotFound("subject".into()))?;
+        let stored_number = |handle: &crate::memory::ControllerHandle| {
+            read(&handle.subjects).by_id.get(&subject_id).filter(|e| e.persisted).map(|e| e.record.number)
+        };
+        let number = match stored_number(handle) {
+            Some(number) => number,
+            None => {
+                // Another node may have created the customer a moment ago: a 404 must mean
+                // there is no one to erase, not that this node had not heard of them yet.
+                self.catch_up(&handle.id()).await?;
+                stored_number(handle).ok_or_else(|| ServiceError::NotFound("subject".into()))?
+            }
+        };
         let controller = handle.id();
         let entry = NewEntry::new(
             LedgerEntry::Erasure(assent_core::event::Erasure {
@@ -234,7 +240,8 @@ impl<S: Store> Assent<S> {
                 StoreError::NotFound(_) => ServiceError::NotFound("subject".into()),
                 other => other.into(),
             })?;
-        write(&handle.subjects).remove(&subject_id);
+        // By number: the feed may meanwhile have applied a new record under the same id.
+        write(&handle.subjects).remove_number(number);
         self.outbox_wake.notify_one();
         Ok(ErasureOut { erased: true, seq: appended.first_seq })
     }

@@ -64,6 +64,8 @@ pub struct Assent<S: Store> {
     /// its purpose sets no `max_age_days` of its own.
     consent_refresh_days: std::sync::atomic::AtomicU32,
     metrics: delivery::Metrics,
+    /// Webhooks may point at this machine or private addresses (off unless configured).
+    allow_private_webhooks: std::sync::atomic::AtomicBool,
     /// Woken when entries commit, so the dispatcher delivers them without waiting for its tick.
     outbox_wake: tokio::sync::Notify,
 }
@@ -101,6 +103,7 @@ impl<S: Store> Assent<S> {
             lint_options: RwLock::new(assent_core::lint::LintOptions::default()),
             consent_refresh_days: std::sync::atomic::AtomicU32::new(DEFAULT_REFRESH_DAYS),
             metrics: delivery::Metrics::default(),
+            allow_private_webhooks: std::sync::atomic::AtomicBool::new(false),
             outbox_wake: tokio::sync::Notify::new(),
         }
     }
@@ -157,6 +160,15 @@ impl<S: Store> Assent<S> {
     /// Trusts the nearest proxy's `X-Forwarded-For` entry as the client's address.
     pub fn set_trust_proxy(&self, on: bool) {
         self.trust_proxy.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Lets webhooks point at this machine or private addresses.
+    pub fn set_allow_private_webhooks(&self, on: bool) {
+        self.allow_private_webhooks.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn allow_private_webhooks(&self) -> bool {
+        self.allow_private_webhooks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn trust_proxy(&self) -> bool {

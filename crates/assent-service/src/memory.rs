@@ -122,6 +122,9 @@ pub struct Subjects {
     /// Stored subjects by storage number: an erasure another node records names its subject
     /// only by number.
     pub by_number: HashMap<u64, Pseudonym>,
+    /// Storage numbers erased (by any node): a number is never reused, so a commit that
+    /// returns after another node erased its new subject must not bring that subject back.
+    pub erased: std::collections::HashSet<u64>,
     /// The storage number the next new subject gets (see `SubjectRecord::number`). A store
     /// shared by several nodes allocates the real number when it stores the subject.
     pub next_number: u64,
@@ -138,8 +141,15 @@ impl Subjects {
         self.by_id.insert(record.id.clone(), SubjectEntry { record, persisted: true, states });
     }
 
-    /// Records that the store took `id`'s record under `number`.
+    /// Records that the store took `id`'s record under `number` (or forgets the subject, if
+    /// that number was erased meanwhile).
     pub fn mark_stored(&mut self, id: &SubjectId, pseudonym: &Pseudonym, number: u64) {
+        if self.erased.contains(&number) {
+            if self.by_id.get(id).is_some_and(|e| e.record.pseudonym == *pseudonym) {
+                self.remove(id);
+            }
+            return;
+        }
         if let Some(entry) = self.by_id.get_mut(id).filter(|e| e.record.pseudonym == *pseudonym) {
             entry.persisted = true;
             entry.record.number = number;
@@ -157,7 +167,10 @@ impl Subjects {
         Some(entry)
     }
 
+    /// Forgets the subject stored under `number`, which was erased.
     pub fn remove_number(&mut self, number: u64) -> Option<SubjectEntry> {
+        self.erased.insert(number);
+        self.next_number = self.next_number.max(number.saturating_add(1));
         let pseudonym = self.by_number.get(&number)?;
         let id = self.by_pseudonym.get(pseudonym)?.clone();
         self.remove(&id)

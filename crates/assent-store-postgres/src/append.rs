@@ -246,11 +246,7 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
 /// subject already stored with the same pseudonym (two requests racing on a new customer) keeps
 /// its number; one stored under the same id with another pseudonym was created by another
 /// writer first, and is returned in [`StoreError::SubjectExists`] for the caller to adopt.
-async fn allocate_subjects<'b>(
-    tx: &mut Tx<'_>,
-    batch: &'b AppendBatch,
-    mut next: u64,
-) -> StoreResult<Allocation<'b>> {
+async fn allocate_subjects<'b>(tx: &mut Tx<'_>, batch: &'b AppendBatch, mut next: u64) -> StoreResult<Allocation<'b>> {
     if batch.new_subjects.is_empty() {
         return Ok(Allocation { numbers: Vec::new(), next, fresh: Vec::new() });
     }
@@ -301,7 +297,6 @@ struct Allocation<'b> {
     next: u64,
     fresh: Vec<(u64, &'b SubjectRecord)>,
 }
-
 
 /// The subject number each entry's row carries: a consent entry's subject (a new subject's
 /// allocated number, found by pseudonym), an erasure's erased subject, nothing for a notice.

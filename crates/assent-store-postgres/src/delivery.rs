@@ -77,6 +77,7 @@ pub(crate) async fn create(conn: &mut Conn, d: &Destination) -> StoreResult<()> 
 pub(crate) async fn advance(
     conn: &mut Conn,
     id: &str,
+    expected: u64,
     progress: &Progress,
     deliveries: &[Delivery],
 ) -> StoreResult<()> {
@@ -84,7 +85,7 @@ pub(crate) async fn advance(
     let controller: Option<String> = tx
         .query_opt(
             "UPDATE destinations SET cursor = $2, attempts = $3, first_failure = $4, next_attempt = $5, last_error = $6
-             WHERE id = $1 RETURNING controller",
+             WHERE id = $1 AND cursor = $7 RETURNING controller",
             &[
                 &id,
                 &seq_to_sql(progress.cursor)?,
@@ -92,13 +93,14 @@ pub(crate) async fn advance(
                 &progress.first_failure.map(Timestamp::unix_millis),
                 &progress.next_attempt.map(Timestamp::unix_millis),
                 &progress.last_error,
+                &seq_to_sql(expected)?,
             ],
         )
         .await?
         .map(|row| get(&row, 0))
         .transpose()?;
     let Some(controller) = controller else {
-        return Err(StoreError::NotFound(format!("destination `{id}`")));
+        return Err(StoreError::NotFound(format!("destination `{id}` at its expected cursor")));
     };
     if !deliveries.is_empty() {
         let seqs = deliveries.iter().map(|d| seq_to_sql(d.seq)).collect::<StoreResult<Vec<_>>>()?;

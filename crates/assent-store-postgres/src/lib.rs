@@ -88,7 +88,16 @@ pub struct PostgresStore {
 struct Lease {
     conn: pool::Conn,
     held: bool,
+    /// When the connection last answered: a lease is only as alive as its session.
+    checked: std::time::Instant,
 }
+
+/// How often a held lease's connection is checked, and how long it may take to answer. A
+/// connection that died silently (a dropped NAT mapping) is noticed within about three seconds,
+/// so its node stops acting as leader by the time the server ends the session and another node
+/// takes the lock.
+const LEASE_CHECK_EVERY: Duration = Duration::from_secs(1);
+const LEASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -518,9 +527,15 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
-    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
+    async fn advance(
+        &self,
+        id: String,
+        expected: u64,
+        progress: Progress,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<()> {
         let mut pooled = self.pool.get().await?;
-        delivery::advance(pooled.conn()?, &id, &progress, &deliveries).await
+        delivery::advance(pooled.conn()?, &id, expected, &progress, &deliveries).await
     }
 
     async fn ack_delivery(
@@ -562,11 +577,22 @@ impl Store for PostgresStore {
             leases.remove(role);
         }
         if !leases.contains_key(role) {
-            leases.insert(role, Lease { conn: self.pool.connect().await?, held: false });
+            let conn = self.pool.connect().await?;
+            leases.insert(role, Lease { conn, held: false, checked: std::time::Instant::now() });
         }
         let Some(lease) = leases.get_mut(role) else {
             return Err(StoreError::Corrupt("a lease connection vanished".into()));
         };
+        if lease.held && lease.checked.elapsed() >= LEASE_CHECK_EVERY {
+            let answered = tokio::time::timeout(LEASE_CHECK_TIMEOUT, lease.conn.client.simple_query("SELECT 1")).await;
+            if matches!(answered, Ok(Ok(_))) {
+                lease.checked = std::time::Instant::now();
+            } else {
+                tracing::warn!(role, "the lease's connection stopped answering; giving the lease up");
+                leases.remove(role);
+                return Ok(false);
+            }
+        }
         if !lease.held {
             let key = format!("{}:{role}", self.schema);
             let row = lease

@@ -128,11 +128,18 @@ pub(crate) fn delete(conn: &Connection, controller: &ControllerId, id: &str) -> 
     Ok(n > 0)
 }
 
-pub(crate) fn advance(conn: &Connection, id: &str, progress: &Progress, deliveries: &[Delivery]) -> StoreResult<()> {
+pub(crate) fn advance(
+    conn: &Connection,
+    id: &str,
+    expected: u64,
+    progress: &Progress,
+    deliveries: &[Delivery],
+) -> StoreResult<()> {
+    let expected = seq_to_sql(expected)?;
     let updated = conn
         .prepare_cached(
             "UPDATE destinations SET cursor = ?2, attempts = ?3, first_failure = ?4, next_attempt = ?5, last_error = ?6
-             WHERE id = ?1",
+             WHERE id = ?1 AND cursor = ?7",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -142,11 +149,12 @@ pub(crate) fn advance(conn: &Connection, id: &str, progress: &Progress, deliveri
                 progress.first_failure.map(Timestamp::unix_millis),
                 progress.next_attempt.map(Timestamp::unix_millis),
                 progress.last_error,
+                expected,
             ])
         })
         .map_err(backend)?;
     if updated == 0 {
-        return Err(StoreError::NotFound(format!("destination `{id}`")));
+        return Err(StoreError::NotFound(format!("destination `{id}` at its expected cursor")));
     }
     let controller: String = conn
         .prepare_cached("SELECT controller FROM destinations WHERE id = ?1")

@@ -661,8 +661,14 @@ impl Store for SqliteStore {
         self.inner.writer.submit(move |conn, _| delivery::delete(conn, &controller, &id)).await
     }
 
-    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
-        self.inner.writer.submit(move |conn, _| delivery::advance(conn, &id, &progress, &deliveries)).await
+    async fn advance(
+        &self,
+        id: String,
+        expected: u64,
+        progress: Progress,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<()> {
+        self.inner.writer.submit(move |conn, _| delivery::advance(conn, &id, expected, &progress, &deliveries)).await
     }
 
     async fn ack_delivery(

@@ -189,7 +189,7 @@ async fn destinations_advance_and_record_deliveries<S: Store>(store: &S) {
         next_attempt: Some(Timestamp::from_unix_millis(20)),
         last_error: Some("the receiver answered 503".into()),
     };
-    store.advance(hook.id.clone(), failing.clone(), vec![]).await.expect("advance");
+    store.advance(hook.id.clone(), 3, failing.clone(), vec![]).await.expect("advance");
     assert_eq!(store.destinations(Some(c.id.clone())).await.expect("list")[0].progress, failing);
     let delivered = |seq, acked: Option<i64>| Delivery {
         destination: hook.id.clone(),
@@ -202,8 +202,12 @@ async fn destinations_advance_and_record_deliveries<S: Store>(store: &S) {
     };
     let dead = Delivery { delivered_at: None, error: Some("gave up".into()), attempts: 9, ..delivered(5, None) };
     let done = Progress { cursor: 6, ..Progress::default() };
+    // A dispatcher that read an older cursor moves nothing and records nothing.
+    let stale = store.advance(hook.id.clone(), 2, done.clone(), vec![delivered(3, Some(30))]).await;
+    assert!(matches!(stale, Err(StoreError::NotFound(_))), "{stale:?}");
+    assert!(store.deliveries(hook.id.clone(), DeliveryFilter::All, 10).await.expect("all").is_empty());
     store
-        .advance(hook.id.clone(), done.clone(), vec![delivered(3, Some(30)), delivered(4, None), dead.clone()])
+        .advance(hook.id.clone(), 3, done.clone(), vec![delivered(3, Some(30)), delivered(4, None), dead.clone()])
         .await
         .expect("advance");
     assert_eq!(store.destinations(Some(c.id.clone())).await.expect("list")[0].progress, done);
@@ -236,7 +240,7 @@ async fn destinations_advance_and_record_deliveries<S: Store>(store: &S) {
     assert!(!store.delete_destination(other, hook.id.clone()).await.expect("delete"), "only its own controller");
     assert!(store.delete_destination(c.id.clone(), hook.id.clone()).await.expect("delete"));
     assert!(store.destinations(Some(c.id.clone())).await.expect("list").is_empty());
-    assert!(matches!(store.advance(hook.id.clone(), done, vec![]).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.advance(hook.id.clone(), 6, done, vec![]).await, Err(StoreError::NotFound(_))));
     assert!(store.try_lead("conformance").await.expect("lead"), "the only node leads");
 }
 

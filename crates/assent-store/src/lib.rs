@@ -173,11 +173,13 @@ pub trait Store: Send + Sync + 'static {
         id: String,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Records deliveries and moves the destination's progress, atomically: a crash never
-    /// leaves the cursor past a delivery it did not record. `NotFound` if the destination was
-    /// deleted meanwhile.
+    /// leaves the cursor past a delivery it did not record. Only from `expected`, the cursor
+    /// the caller read: `NotFound` if the destination was deleted or another dispatcher moved
+    /// it meanwhile (a stale leader cannot move a cursor back).
     fn advance(
         &self,
         id: String,
+        expected: u64,
         progress: Progress,
         deliveries: Vec<Delivery>,
     ) -> impl Future<Output = StoreResult<()>> + Send;

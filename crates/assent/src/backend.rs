@@ -113,8 +113,14 @@ impl Store for Backend {
     async fn delete_destination(&self, controller: ControllerId, id: String) -> StoreResult<bool> {
         on_store!(self, s => s.delete_destination(controller, id))
     }
-    async fn advance(&self, id: String, progress: Progress, deliveries: Vec<Delivery>) -> StoreResult<()> {
-        on_store!(self, s => s.advance(id, progress, deliveries))
+    async fn advance(
+        &self,
+        id: String,
+        expected: u64,
+        progress: Progress,
+        deliveries: Vec<Delivery>,
+    ) -> StoreResult<()> {
+        on_store!(self, s => s.advance(id, expected, progress, deliveries))
     }
     async fn ack_delivery(
         &self,

@@ -70,6 +70,8 @@ pub struct DeliveryConfig {
     pub give_up_seconds: Option<u64>,
     /// How long a webhook receiver may take to answer, in seconds (default 10).
     pub webhook_timeout_seconds: Option<u64>,
+    /// Let webhooks point at this machine or private addresses (default false).
+    pub allow_private_networks: Option<bool>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -97,6 +99,7 @@ pub struct Settings {
     pub expiry_sweep_seconds: u64,
     pub lint_min_readability: f64,
     pub dispatch: assent_service::delivery::DispatchOptions,
+    pub allow_private_webhooks: bool,
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -158,6 +161,11 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     let delivery = file.delivery;
     let millis = |ms: u64| std::time::Duration::from_millis(ms.max(1));
     let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+    let allow_private_webhooks = std::env::var("ASSENT_DELIVERY_ALLOW_PRIVATE_NETWORKS")
+        .ok()
+        .map(|v| v == "true" || v == "1")
+        .or(delivery.allow_private_networks)
+        .unwrap_or(false);
     let dispatch = assent_service::delivery::DispatchOptions {
         nats_url: std::env::var("ASSENT_NATS_URL").ok().filter(|u| !u.is_empty()).or(delivery.nats_url),
         retry: assent_dispatch::RetryPolicy {
@@ -175,6 +183,7 @@ pub fn resolve(storage: &StorageArgs, listen: Option<&str>) -> Result<Settings, 
     };
     Ok(Settings {
         dispatch,
+        allow_private_webhooks,
         consent_refresh_days,
         expiry_sweep_seconds,
         lint_min_readability,

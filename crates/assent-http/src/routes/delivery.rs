@@ -1,6 +1,7 @@
 //! Downstream delivery: webhooks (scope `admin`), every destination's progress and dead
 //! letters (scope `admin`), confirmations from downstream systems (scope `collect`), and
-//! `/metrics` (Prometheus text; names controllers and destinations, never a customer).
+//! `/metrics` (scope `audit`: Prometheus text for the key's controller; names destinations,
+//! never a customer).
 
 use assent_service::delivery::{DeliveryOut, DestinationOut, WebhookCreated, WebhookInput};
 use assent_store::{Scope, Store};
@@ -84,6 +85,11 @@ pub(crate) async fn ack<S: Store>(
     Ok(Json(state.ack_delivery(&p, &id).await?))
 }
 
-pub(crate) async fn metrics<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics().render())
+/// Scope `audit`: the key's controller's series only (Prometheus sends it as a bearer token).
+pub(crate) async fn metrics<S: Store>(
+    State(state): State<AppState<S>>,
+    Auth(p): Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    p.require(Scope::Audit)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics().render(&p.controller.id())))
 }

@@ -53,6 +53,7 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/v1/webhooks", Scope::Admin, Some(json!({"url": "https://crm.example/hook"}))),
         e(Method::GET, "/v1/webhooks", Scope::Admin, None),
         e(Method::GET, "/v1/destinations", Scope::Admin, None),
+        e(Method::GET, "/metrics", Scope::Audit, None),
     ]
 }
 
@@ -77,6 +78,21 @@ async fn delivery_endpoints_keep_to_their_scope_and_their_controller() {
     let listed = app.get("/v1/webhooks", &app.other_admin.clone()).await.body;
     assert_eq!(listed["webhooks"][0]["id"], id.as_str());
     assert!(listed["webhooks"][0].get("secret").is_none());
+
+    // Webhooks may not point inside the network unless the deployment says so; nothing is stored.
+    for internal in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/hook",
+        "http://[::1]:9000/hook",
+        "http://[fd00::1]/hook",
+    ] {
+        let r = app.call(Method::POST, "/v1/webhooks", Some(&key), Some(json!({"url": internal}))).await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.body["errors"][0]["field"], "url", "{internal}");
+    }
+    assert_eq!(app.get("/v1/webhooks", &key).await.body, json!({"webhooks": []}));
 
     // Confirming needs `collect`; managing destinations needs `admin`.
     let collect = app.key(&[Scope::Collect]).await;

@@ -21,6 +21,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
     service.set_trust_proxy(settings.trust_proxy);
+    service.set_allow_private_webhooks(settings.allow_private_webhooks);
     let principal = service.system_principal(&controller).await.map_err(|e| describe(&e))?;
     let link =
         service.create_link(&principal, "demo-customer", None, &settings.public_url).map_err(|e| describe(&e))?;

@@ -24,6 +24,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     service.set_public_url(Some(settings.public_url.clone()));
     service.set_secure_cookies(settings.secure_cookies);
     service.set_trust_proxy(settings.trust_proxy);
+    service.set_allow_private_webhooks(settings.allow_private_webhooks);
     spawn_background(&service, &settings);
     serve(service, &settings.listen, |addr| eprintln!("assent listening on http://{addr}")).await
 }
@@ -46,7 +47,17 @@ fn spawn_expiry_sweeper(service: Arc<Assent<Backend>>, seconds: u64) {
             tick.tick().await;
             // Two nodes sweeping at once would each expire the same grant.
             match service.store().try_lead("expiry-sweep").await {
-                Ok(true) => {}
+                Ok(true) => {
+                    // On a shared database, sweep what every node has recorded, not an older
+                    // view: a grant given again on another node must not be expired.
+                    if matches!(service.store(), Backend::Postgres(_)) {
+                        for id in service.controller_ids() {
+                            if let Err(e) = service.catch_up(&id).await {
+                                tracing::warn!(controller = %id, error = %e, "could not catch up before sweeping");
+                            }
+                        }
+                    }
+                }
                 Ok(false) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot take the expiry-sweep lease; will retry");

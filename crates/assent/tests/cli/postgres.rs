@@ -339,7 +339,8 @@ async fn deliveries_go_on_when_the_dispatching_node_dies() {
     let _one_at_a_time = NODES.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let key = controller_on(&schema, dir.path(), "relay");
-    let env = schema.env();
+    let [url, name] = schema.env();
+    let env = [url, name, ("ASSENT_DELIVERY_ALLOW_PRIVATE_NETWORKS", "true")];
     let first = Server::start_with_env(dir.path(), &env).await;
     // The first node takes the dispatcher lease; the second waits for it.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -398,4 +399,78 @@ async fn deliveries_go_on_when_the_dispatching_node_dies() {
     wait_for(20).await;
     assert_eq!(inbox.by_subject(), (expected, 20), "every event once, in order per customer, across the failover");
     second.stop();
+}
+
+#[tokio::test]
+async fn an_erasure_on_one_node_reaches_the_others_and_a_returning_customer_starts_afresh() {
+    let Some(schema) = fresh_schema("an_erasure_on_one_node_reaches_the_others…") else { return };
+    let _one_at_a_time = NODES.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = controller_on(&schema, dir.path(), "forget");
+    let env = schema.env();
+    let (a, b) = (Server::start_with_env(dir.path(), &env).await, Server::start_with_env(dir.path(), &env).await);
+    seed_catalog(&a.base, &key).await;
+    let client = reqwest::Client::new();
+    let send = async |method: reqwest::Method, url: String, body: Option<serde_json::Value>| {
+        let request = client.request(method, url).bearer_auth(&key);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        request.send().await.unwrap()
+    };
+    // A second purpose, published on node A.
+    let t = serde_json::json!({"title": "News", "what": "Your email", "how": "Send news", "benefit": "Offers first", "who": "Us", "retention": "1 year"});
+    let r = send(
+        reqwest::Method::PUT,
+        format!("{}/v1/purposes/news", a.base),
+        Some(serde_json::json!({"data_categories": ["sites"]})),
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let notice = serde_json::json!({"texts": {"en": t, "es": t}, "retention_days": 365, "recipients": [{"name": "Us", "role": "sends it"}]});
+    let r = send(reqwest::Method::POST, format!("{}/v1/purposes/news/versions", a.base), Some(notice)).await;
+    assert_eq!(r.status(), 201);
+    let grant = |subject: &str, purpose: &str| serde_json::json!({"subject": subject, "purpose": purpose, "version": 1, "action": "grant"});
+    let until = async |base: &str, subject: &str, purpose: &str, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let url = format!("{base}/v1/decisions?subject={subject}&purpose={purpose}");
+            let got = get_json(&client, &url, Some(&key)).await["reason"].as_str().unwrap_or_default().to_owned();
+            if got == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{base}: {subject}/{purpose} is {got}, not {want}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    for purpose in ["ads", "news"] {
+        assert_eq!(
+            send(reqwest::Method::POST, format!("{}/v1/consents", a.base), Some(grant("x", purpose))).await.status(),
+            201
+        );
+    }
+    until(&b.base, "x", "news", "granted").await;
+
+    // Erased on A, then back on A with one purpose only: B forgets the old record entirely.
+    assert_eq!(send(reqwest::Method::DELETE, format!("{}/v1/subjects/x", a.base), None).await.status(), 200);
+    assert_eq!(
+        send(reqwest::Method::POST, format!("{}/v1/consents", a.base), Some(grant("x", "ads"))).await.status(),
+        201
+    );
+    until(&b.base, "x", "ads", "granted").await;
+    until(&b.base, "x", "news", "not_asked").await;
+    until(&a.base, "x", "news", "not_asked").await;
+
+    // A customer created on A a moment ago can be erased through B at once: B's 404 would mean
+    // no one to erase, not that it had not heard of them yet.
+    assert_eq!(
+        send(reqwest::Method::POST, format!("{}/v1/consents", a.base), Some(grant("y", "ads"))).await.status(),
+        201
+    );
+    assert_eq!(send(reqwest::Method::DELETE, format!("{}/v1/subjects/y", b.base), None).await.status(), 200);
+    until(&a.base, "y", "ads", "not_asked").await;
+    assert_eq!(send(reqwest::Method::DELETE, format!("{}/v1/subjects/y", a.base), None).await.status(), 404);
+    a.stop();
+    b.stop();
 }
