@@ -78,12 +78,62 @@ pub(crate) fn idempotency_record(key: &str, row: &Row) -> StoreResult<Idempotenc
     })
 }
 
+/// What one group transaction knows of each controller it has appended to: the transaction
+/// holds the controller's head row locked until it ends, so no other writer can move the head or
+/// the tree's right edge meanwhile, and the next batch of the group needs to read neither back.
+/// Updated only when a batch succeeds: a refused batch is rolled back to its savepoint, and the
+/// state stays as the previous batch left it, which is what the tables say again.
+#[derive(Default)]
+pub(crate) struct GroupState {
+    heads: HashMap<String, KnownHead>,
+}
+
+struct KnownHead {
+    next_seq: u64,
+    next_subject: u64,
+    /// The right edge of the tree at `next_seq`: the complete subtrees still waiting for a
+    /// right sibling.
+    edge: HashMap<(u8, u64), Hash32>,
+}
+
+/// Of `known`, the subtrees a tree of `size` leaves has yet to pair: at each level, the last
+/// complete node if it is a left child.
+fn right_edge(known: HashMap<(u8, u64), Hash32>, size: u64) -> HashMap<(u8, u64), Hash32> {
+    known
+        .into_iter()
+        .filter(|((level, index), _)| {
+            let width = size.checked_shr(u32::from(*level)).unwrap_or(0);
+            width % 2 == 1 && *index + 1 == width
+        })
+        .collect()
+}
+
 /// Writes one batch in `tx`. Run by the writer (`writer.rs`) inside a savepoint, after earlier
-/// batches of the same transaction: everything is read back from the tables (head, right edge),
-/// where those batches' rows are visible, so nothing is cached across batches.
-pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<Appended> {
+/// batches of the same transaction; `group` carries what those batches left (see [`GroupState`]).
+pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch, group: &mut GroupState) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
-    let head = lock_head(tx, controller).await?;
+    // After this batch: its own state if it succeeds; if it fails, what an earlier batch left
+    // (that batch's lock was released into the transaction and still holds), or nothing when
+    // this batch took the lock itself (rolling back to the savepoint releases it).
+    let mut after = group.heads.remove(controller);
+    let head = match &after {
+        Some(known) => Head { next_seq: known.next_seq, next_subject: known.next_subject },
+        None => lock_head(tx, controller).await?,
+    };
+    let result = write_at(tx, batch, &head, &mut after).await;
+    if let Some(known) = after {
+        group.heads.insert(controller.to_owned(), known);
+    }
+    result
+}
+
+async fn write_at(
+    tx: &mut Tx<'_>,
+    batch: &AppendBatch,
+    head: &Head,
+    known: &mut Option<KnownHead>,
+) -> StoreResult<Appended> {
+    let controller = batch.controller.as_str();
     let first_seq = head.next_seq;
     let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
     let next_seq = first_seq.checked_add(count).ok_or_else(|| StoreError::Corrupt("ledger is full".into()))?;
@@ -145,7 +195,8 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
     check_subjects(tx, batch, &numbers, &subject_numbers).await?;
 
     let leaves: Vec<Hash32> = batch.entries.iter().map(|e| e.leaf_hash).collect();
-    let nodes = completed_nodes(tx, controller, first_seq, &leaves).await?;
+    let edge = known.as_ref().map(|k| &k.edge);
+    let (nodes, tree) = completed_nodes(tx, controller, first_seq, &leaves, edge).await?;
 
     // Every row the batch adds, and the head's move, in one statement: a round trip to the
     // database is what a single event waits on, not the rows.
@@ -237,6 +288,7 @@ pub(crate) async fn write(tx: &mut Tx<'_>, batch: &AppendBatch) -> StoreResult<A
             return Err(StoreError::AlreadyExists(format!("{} version {}", version.purpose, version.version)));
         }
     }
+    *known = Some(KnownHead { next_seq, next_subject, edge: right_edge(tree, next_seq) });
     Ok(Appended { first_seq, subject_numbers })
 }
 
@@ -413,12 +465,15 @@ struct StateColumns<'a> {
 
 /// For each new leaf (numbered from `first_seq`), the subtree hashes it completes, concatenated
 /// lowest level first as stored in its row (`None` when it completes none).
+/// Also returns every node it knew or computed, for the next batch's right edge. `edge` holds
+/// right-edge nodes already known (from the group's previous batch); only the others are read.
 async fn completed_nodes(
     tx: &mut Tx<'_>,
     controller: &str,
     first_seq: u64,
     leaves: &[Hash32],
-) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    edge: Option<&HashMap<(u8, u64), Hash32>>,
+) -> StoreResult<(Vec<Option<Vec<u8>>>, HashMap<(u8, u64), Hash32>)> {
     // Children of the nodes the new leaves complete that ended before this batch: the stored
     // right edge of the tree (at most one node per level), fetched in one query. Which nodes
     // depend only on the numbers, so they are known before any hashing.
@@ -434,6 +489,15 @@ async fn completed_nodes(
         }
     }
     let mut known: HashMap<(u8, u64), Hash32> = HashMap::new();
+    if let Some(edge) = edge {
+        stored.retain(|node| match edge.get(node) {
+            Some(hash) => {
+                known.insert(*node, *hash);
+                false
+            }
+            None => true,
+        });
+    }
     if !stored.is_empty() {
         let owners = node_owners(&stored)?;
         let rows = tx.query(NODE_ROWS, &[&controller, &owners]).await?;
@@ -456,7 +520,7 @@ async fn completed_nodes(
         }
         out.push(nodes);
     }
-    Ok(out)
+    Ok((out, known))
 }
 
 /// Whether node `(level, index)` covers only leaves below `size`.

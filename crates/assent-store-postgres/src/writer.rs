@@ -8,11 +8,12 @@
 //! with its own result. If the COMMIT (or the connection) fails, every caller in the group gets
 //! an error and the next group opens a new connection.
 //!
-//! Each batch locks its controller's head row and reads the head and the tree's right edge back
-//! from the tables, where the earlier batches of the same transaction are visible, so numbers
-//! stay gapless within the group and, through the row lock, across nodes. Batches are written in
-//! controller order (stable, so one controller's batches keep their queue order): two nodes'
-//! groups then lock head rows in the same order and do not deadlock on them.
+//! The first batch of a controller in a group locks its head row and reads the head and the
+//! tree's right edge; later batches of the same controller continue from what the previous one
+//! left (`append::GroupState`: the lock is held until the group ends, so nothing else can move
+//! them). Numbers stay gapless within the group and, through the row lock, across nodes. Batches
+//! are written in controller order (stable, so one controller's batches keep their queue order):
+//! two nodes' groups then lock head rows in the same order and do not deadlock on them.
 //!
 //! A deadlock or serialization failure anywhere rolls the whole transaction back and runs the
 //! group again, at most [`MAX_ATTEMPTS`] times.
@@ -159,12 +160,13 @@ async fn write_all(
     channel: &str,
 ) -> StoreResult<Vec<StoreResult<Appended>>> {
     let mut results = Vec::with_capacity(batches.len());
+    let mut group = append::GroupState::default();
     let mut before_next = Some(SAVEPOINT);
     for batch in batches {
         if let Some(sql) = before_next {
             tx.batch_execute(sql).await?;
         }
-        match append::write(tx, batch).await {
+        match append::write(tx, batch, &mut group).await {
             Ok(appended) => {
                 results.push(Ok(appended));
                 before_next = Some(NEXT_SAVEPOINT);
