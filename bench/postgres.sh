@@ -59,8 +59,8 @@ Writes to one controller serialise on its ledger head row (\`SELECT … FOR UPDA
 keeps sequence numbers gapless across nodes. Each node groups waiting appends into one transaction
 (a savepoint each, one commit). Within a group, a controller's head and the tree's right edge
 are read once and carried from batch to batch, and each batch's rows go in one statement, so a
-single event costs two or three round trips to the database inside the group (savepoint, the
-new customer's lookup, the write); what remains is one writer connection working through them
+single event costs two or three round trips to the database inside the group (savepoint, a
+lookup of the customer, the write); what remains is one writer connection working through them
 in turn, so single events are bound by round trips, not by WAL flushes, and batches amortise
 them. Date: $(date -u +%Y-%m-%dT%H:%MZ), commit
 $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores.
