@@ -63,6 +63,9 @@ pub struct Metrics {
     by_destination: Mutex<BTreeMap<(String, String), DestinationMetrics>>,
 }
 
+/// A counter's name, help text, and how to read it from a destination's metrics.
+type Counter = (&'static str, &'static str, fn(&DestinationMetrics) -> u64);
+
 #[derive(Debug, Default, Clone)]
 struct DestinationMetrics {
     buckets: [u64; BUCKETS.len()],
@@ -109,23 +112,16 @@ impl Metrics {
             let _ = writeln!(out, "assent_time_to_honor_seconds_sum{{{labels}}} {}", m.sum_seconds);
             let _ = writeln!(out, "assent_time_to_honor_seconds_count{{{labels}}} {}", m.count);
         }
-        out.push_str("# HELP assent_deliveries_total Events delivered to a destination.\n");
-        out.push_str("# TYPE assent_deliveries_total counter\n");
-        for ((controller, destination), m) in &all {
-            let _ = writeln!(
-                out,
-                "assent_deliveries_total{{controller=\"{controller}\",destination=\"{destination}\"}} {}",
-                m.delivered
-            );
-        }
-        out.push_str("# HELP assent_dead_letters_total Events given up on after the retry period.\n");
-        out.push_str("# TYPE assent_dead_letters_total counter\n");
-        for ((controller, destination), m) in &all {
-            let _ = writeln!(
-                out,
-                "assent_dead_letters_total{{controller=\"{controller}\",destination=\"{destination}\"}} {}",
-                m.dead
-            );
+        let counters: [Counter; 2] = [
+            ("assent_deliveries_total", "Events delivered to a destination.", |m| m.delivered),
+            ("assent_dead_letters_total", "Events given up on after the retry period.", |m| m.dead),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((controller, destination), m) in &all {
+                let _ =
+                    writeln!(out, "{name}{{controller=\"{controller}\",destination=\"{destination}\"}} {}", value(m));
+            }
         }
         out
     }

@@ -91,17 +91,28 @@ async fn post(client: &reqwest::Client, url: &str, key: &str, body: serde_json::
     r.json().await.unwrap()
 }
 
-#[tokio::test]
-async fn a_webhook_gets_every_event_in_order_through_failures_and_an_outage() {
+/// A server for controller `id` with the seeded catalog, retrying failed deliveries within
+/// milliseconds (and giving up after `give_up_seconds`, when set), that may deliver to this
+/// machine's test receivers.
+async fn server_with_fast_retries(id: &str, give_up_seconds: Option<&str>) -> (tempfile::TempDir, String, Server) {
     let dir = tempfile::tempdir().unwrap();
-    let key = controller_with_admin_key(dir.path(), "hooks");
-    let env = [
-        ("ASSENT_DELIVERY_RETRY_BASE_MS", "50"),
+    let key = controller_with_admin_key(dir.path(), id);
+    let mut env = vec![
+        ("ASSENT_DELIVERY_RETRY_BASE_MS", "30"),
         ("ASSENT_DELIVERY_RETRY_CAP_SECONDS", "1"),
         ("ASSENT_DELIVERY_ALLOW_PRIVATE_NETWORKS", "true"),
     ];
+    if let Some(seconds) = give_up_seconds {
+        env.push(("ASSENT_DELIVERY_GIVE_UP_SECONDS", seconds));
+    }
     let server = Server::start_with_env(dir.path(), &env).await;
     seed_catalog(&server.base, &key).await;
+    (dir, key, server)
+}
+
+#[tokio::test]
+async fn a_webhook_gets_every_event_in_order_through_failures_and_an_outage() {
+    let (_dir, key, server) = server_with_fast_retries("hooks", None).await;
     let client = reqwest::Client::new();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -208,16 +219,7 @@ async fn a_webhook_gets_every_event_in_order_through_failures_and_an_outage() {
 
 #[tokio::test]
 async fn bad_webhooks_are_refused_and_a_receiver_that_never_answers_gets_dead_letters() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = controller_with_admin_key(dir.path(), "dead");
-    let env = [
-        ("ASSENT_DELIVERY_RETRY_BASE_MS", "20"),
-        ("ASSENT_DELIVERY_RETRY_CAP_SECONDS", "1"),
-        ("ASSENT_DELIVERY_GIVE_UP_SECONDS", "1"),
-        ("ASSENT_DELIVERY_ALLOW_PRIVATE_NETWORKS", "true"),
-    ];
-    let server = Server::start_with_env(dir.path(), &env).await;
-    seed_catalog(&server.base, &key).await;
+    let (_dir, key, server) = server_with_fast_retries("dead", Some("1")).await;
     let client = reqwest::Client::new();
     for (body, field) in [
         (serde_json::json!({"url": "ftp://example.com/hook"}), "url"),
