@@ -469,4 +469,27 @@ async fn nodes_share_subjects_through_the_store_and_hear_each_others_writes() {
         tokio::time::timeout(std::time::Duration::from_secs(5), heard_by_b.recv()).await.unwrap(),
         Some(assent_store::Change::Catalog(c.id.clone()))
     );
+
+    // The listening connection dies: the feed reconnects and asks for a resync, since whatever
+    // was committed meanwhile was announced to no one.
+    let killed = schema
+        .client()
+        .await
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN assent_%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "the listener's session was found");
+    node_a.append_owned(batch_of(&c.id, vec![], vec![consent(&c.id, &alice, Action::Grant, 15)])).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(10), heard_by_b.recv()).await.unwrap();
+        if change == Some(assent_store::Change::Resync) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no resync after the listener was cut off");
+    }
 }
