@@ -18,7 +18,7 @@
 //!
 //! An error rolls the batch back to its savepoint, head included, so numbers stay gapless.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use assent_core::crypto::Hash32;
 use assent_core::{LedgerEntry, merkle};
@@ -27,13 +27,14 @@ use tokio_postgres::Row;
 
 use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, subject, to_json};
 use crate::pool::Tx;
+use crate::rows::Rows;
 
 const SELECT_HEAD: &str = "SELECT next_seq, next_subject FROM ledger_heads WHERE controller = $1 FOR UPDATE";
 
 /// A controller's head row: the next sequence number and the next subject number.
-struct Head {
-    next_seq: u64,
-    next_subject: u64,
+pub(crate) struct Head {
+    pub(crate) next_seq: u64,
+    pub(crate) next_subject: u64,
 }
 
 fn head(row: &Row) -> StoreResult<Head> {
@@ -41,7 +42,7 @@ fn head(row: &Row) -> StoreResult<Head> {
 }
 
 /// Locks the controller's head row and returns it.
-async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<Head> {
+pub(crate) async fn lock_head(tx: &mut Tx<'_>, controller: &str) -> StoreResult<Head> {
     if let Some(row) = tx.query_opt(SELECT_HEAD, &[&controller]).await? {
         return head(&row);
     }
@@ -194,85 +195,20 @@ async fn write_at(
     let numbers = entry_subjects(batch, &subject_numbers)?;
     check_subjects(tx, batch, &numbers, &subject_numbers).await?;
 
-    let leaves: Vec<Hash32> = batch.entries.iter().map(|e| e.leaf_hash).collect();
-    let edge = known.as_ref().map(|k| &k.edge);
-    let (nodes, tree) = completed_nodes(tx, controller, first_seq, &leaves, edge).await?;
-
-    // Every row the batch adds, and the head's move, in one statement: a round trip to the
-    // database is what a single event waits on, not the rows.
-    let seqs = (first_seq..).take(batch.entries.len()).map(seq_to_sql).collect::<StoreResult<Vec<_>>>()?;
-    let subject_nos = numbers.iter().map(|n| n.map(seq_to_sql).transpose()).collect::<StoreResult<Vec<_>>>()?;
-    let bytes: Vec<&[u8]> = batch.entries.iter().map(|e| e.bytes.as_slice()).collect();
-    let leaf_hashes: Vec<&[u8]> = batch.entries.iter().map(|e| &e.leaf_hash[..]).collect();
-    let nodes: Vec<Option<&[u8]>> = nodes.iter().map(|n| n.as_deref()).collect();
-    // The outbox rows, in the entries' transaction: nothing committed can miss delivery.
-    let erased: Vec<Option<&str>> = batch
-        .entries
-        .iter()
-        .map(|e| match e.entry {
-            LedgerEntry::Erasure(_) => erased_id.as_deref(),
-            _ => None,
-        })
-        .collect();
-    let fresh = &allocation.fresh;
-    let new_numbers = fresh.iter().map(|(n, _)| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
-    let new_ids: Vec<&str> = fresh.iter().map(|(_, s)| s.id.as_str()).collect();
-    let new_secrets: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.secret[..]).collect();
-    let new_pseudonyms: Vec<&[u8]> = fresh.iter().map(|(_, s)| &s.pseudonym.0[..]).collect();
-    let new_created: Vec<i64> = fresh.iter().map(|(_, s)| s.created_at.unix_millis()).collect();
-    let (c, ev) = state_and_evidence(batch, &seqs, &subject_nos);
+    let mut rows = Rows::default();
+    for (number, record) in &allocation.fresh {
+        rows.subject(*number, record);
+    }
+    for ((seq, new), number) in (first_seq..).zip(&batch.entries).zip(&numbers) {
+        // The outbox row of an erasure says whom it erased.
+        let erased = matches!(new.entry, LedgerEntry::Erasure(_)).then_some(erased_id.as_deref()).flatten();
+        rows.entry(seq, *number, new, erased);
+    }
+    let mut tree = known.as_ref().map(|k| k.edge.clone()).unwrap_or_default();
+    read_edge(tx, controller, &edge_needed(first_seq, batch.entries.len()), &mut tree).await?;
+    rows.set_nodes(subtrees(first_seq, &rows.leaves(), &mut tree)?);
     let next_subject = allocation.next;
-    tx.execute(
-        "WITH
-           new_subjects AS (
-             INSERT INTO subjects (controller, number, id, secret, pseudonym, created_at)
-             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])),
-           entries AS (
-             INSERT INTO ledger (controller, seq, bytes, leaf_hash, subject_no, nodes)
-             SELECT $1, * FROM UNNEST($7::BIGINT[], $8::BYTEA[], $9::BYTEA[], $10::BIGINT[], $11::BYTEA[])),
-           outbox_rows AS (
-             INSERT INTO outbox (controller, seq, erased) SELECT $1, * FROM UNNEST($7::BIGINT[], $12::TEXT[])),
-           states AS (
-             INSERT INTO consent_state (controller, subject_no, purpose, subject, action, version, since, method, seq)
-             SELECT $1, * FROM UNNEST($13::BIGINT[], $14::TEXT[], $15::BYTEA[], $16::TEXT[], $17::BIGINT[],
-                                      $18::BIGINT[], $19::TEXT[], $20::BIGINT[])
-             ON CONFLICT (controller, subject_no, purpose) DO UPDATE SET
-                action = excluded.action, version = excluded.version, since = excluded.since,
-                method = excluded.method, seq = excluded.seq
-             WHERE excluded.seq > consent_state.seq),
-           evidence_rows AS (
-             INSERT INTO evidence (controller, seq, subject_no, body)
-             SELECT $1, * FROM UNNEST($21::BIGINT[], $22::BIGINT[], $23::TEXT[]))
-         UPDATE ledger_heads SET next_seq = $24, next_subject = $25 WHERE controller = $1",
-        &[
-            &controller,
-            &new_numbers,
-            &new_ids,
-            &new_secrets,
-            &new_pseudonyms,
-            &new_created,
-            &seqs,
-            &bytes,
-            &leaf_hashes,
-            &subject_nos,
-            &nodes,
-            &erased,
-            &c.subject_nos,
-            &c.purposes,
-            &c.subjects,
-            &c.actions,
-            &c.versions,
-            &c.since,
-            &c.methods,
-            &c.seqs,
-            &ev.seqs,
-            &ev.subject_nos,
-            &ev.bodies,
-            &seq_to_sql(next_seq)?,
-            &seq_to_sql(next_subject)?,
-        ],
-    )
-    .await?;
+    rows.insert(tx, controller, next_seq, next_subject).await?;
 
     for version in &batch.notice_versions {
         let body = to_json(version)?;
@@ -407,102 +343,48 @@ async fn check_subjects(
     }
 }
 
-/// The (subject, purpose) states the batch changes and the evidence it stores, as columns. One
-/// row per (subject, purpose): a statement may not upsert the same row twice. The batch's last
-/// event for it wins, as it would one statement at a time (and the upsert keeps a stored row
-/// with a later sequence number); the pseudonym is its first event's, as the first insert would
-/// have stored it.
-fn state_and_evidence<'b>(
-    batch: &'b AppendBatch,
-    seqs: &[i64],
-    subject_nos: &[Option<i64>],
-) -> (StateColumns<'b>, EvidenceColumns<'b>) {
-    let mut latest: BTreeMap<(i64, &str), (usize, &[u8; 32])> = BTreeMap::new();
-    let mut ev = EvidenceColumns::default();
-    for (i, ((new, seq), number)) in batch.entries.iter().zip(seqs).zip(subject_nos).enumerate() {
-        let (LedgerEntry::Consent(event), Some(number)) = (&new.entry, *number) else { continue };
-        latest.entry((number, event.purpose.as_str())).and_modify(|(at, _)| *at = i).or_insert((i, &event.subject.0));
-        if let Some(evidence) = &new.evidence {
-            ev.seqs.push(*seq);
-            ev.subject_nos.push(number);
-            ev.bodies.push(evidence.as_str());
-        }
-    }
-    let mut columns = StateColumns::default();
-    for ((number, purpose), (i, subject)) in latest {
-        let (Some(new), Some(seq)) = (batch.entries.get(i), seqs.get(i)) else { continue };
-        let LedgerEntry::Consent(event) = &new.entry else { continue };
-        columns.subject_nos.push(number);
-        columns.purposes.push(purpose);
-        columns.subjects.push(&subject[..]);
-        columns.actions.push(event.action.as_str());
-        columns.versions.push(event.version.map(i64::from));
-        columns.since.push(event.recorded_at.unix_millis());
-        columns.methods.push(event.method.as_str());
-        columns.seqs.push(*seq);
-    }
-    (columns, ev)
-}
-
-#[derive(Default)]
-struct EvidenceColumns<'a> {
-    seqs: Vec<i64>,
-    subject_nos: Vec<i64>,
-    bodies: Vec<&'a str>,
-}
-
-#[derive(Default)]
-struct StateColumns<'a> {
-    subject_nos: Vec<i64>,
-    purposes: Vec<&'a str>,
-    subjects: Vec<&'a [u8]>,
-    actions: Vec<&'static str>,
-    versions: Vec<Option<i64>>,
-    since: Vec<i64>,
-    methods: Vec<&'static str>,
-    seqs: Vec<i64>,
-}
-
-/// For each new leaf (numbered from `first_seq`), the subtree hashes it completes, concatenated
-/// lowest level first as stored in its row (`None` when it completes none).
-/// Also returns every node it knew or computed, for the next batch's right edge. `edge` holds
-/// right-edge nodes already known (from the group's previous batch); only the others are read.
-async fn completed_nodes(
-    tx: &mut Tx<'_>,
-    controller: &str,
-    first_seq: u64,
-    leaves: &[Hash32],
-    edge: Option<&HashMap<(u8, u64), Hash32>>,
-) -> StoreResult<(Vec<Option<Vec<u8>>>, HashMap<(u8, u64), Hash32>)> {
-    // Children of the nodes the new leaves complete that ended before this batch: the stored
-    // right edge of the tree (at most one node per level), fetched in one query. Which nodes
-    // depend only on the numbers, so they are known before any hashing.
-    let mut stored = Vec::new();
-    for n in (first_seq..).take(leaves.len()) {
+/// The stored nodes that leaves `first_seq..first_seq + count` pair with: children of the nodes
+/// they complete that ended before `first_seq`, the right edge of the tree (at most one node per
+/// level). Which they are depends only on the numbers, so they are known before any hashing.
+pub(crate) fn edge_needed(first_seq: u64, count: usize) -> Vec<(u8, u64)> {
+    let mut needed = Vec::new();
+    for n in (first_seq..).take(count) {
         for (level, index) in merkle::completed_by(n) {
             let child = level - 1;
             for i in [2 * index, 2 * index + 1] {
-                if ends_before(child, i, first_seq) && !stored.contains(&(child, i)) {
-                    stored.push((child, i));
+                if ends_before(child, i, first_seq) && !needed.contains(&(child, i)) {
+                    needed.push((child, i));
                 }
             }
         }
     }
-    let mut known: HashMap<(u8, u64), Hash32> = HashMap::new();
-    if let Some(edge) = edge {
-        stored.retain(|node| match edge.get(node) {
-            Some(hash) => {
-                known.insert(*node, *hash);
-                false
-            }
-            None => true,
-        });
-    }
-    if !stored.is_empty() {
-        let owners = node_owners(&stored)?;
+    needed
+}
+
+/// Reads into `known` those of `needed` it lacks, in one query.
+pub(crate) async fn read_edge(
+    tx: &mut Tx<'_>,
+    controller: &str,
+    needed: &[(u8, u64)],
+    known: &mut HashMap<(u8, u64), Hash32>,
+) -> StoreResult<()> {
+    let missing: Vec<(u8, u64)> = needed.iter().copied().filter(|node| !known.contains_key(node)).collect();
+    if !missing.is_empty() {
+        let owners = node_owners(&missing)?;
         let rows = tx.query(NODE_ROWS, &[&controller, &owners]).await?;
-        known.extend(stored.iter().copied().zip(pick_nodes(&rows, &stored)?));
+        known.extend(missing.iter().copied().zip(pick_nodes(&rows, &missing)?));
     }
+    Ok(())
+}
+
+/// For each new leaf (numbered from `first_seq`), the subtree hashes it completes, concatenated
+/// lowest level first as stored in its row (`None` when it completes none). `known` must hold
+/// the right edge; every node computed is added to it.
+pub(crate) fn subtrees(
+    first_seq: u64,
+    leaves: &[Hash32],
+    known: &mut HashMap<(u8, u64), Hash32>,
+) -> StoreResult<Vec<Option<Vec<u8>>>> {
     let mut out = Vec::with_capacity(leaves.len());
     for (n, leaf) in (first_seq..).zip(leaves) {
         known.insert((0, n), *leaf);
@@ -520,7 +402,7 @@ async fn completed_nodes(
         }
         out.push(nodes);
     }
-    Ok((out, known))
+    Ok(out)
 }
 
 /// Whether node `(level, index)` covers only leaves below `size`.

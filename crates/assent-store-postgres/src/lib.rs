@@ -36,6 +36,8 @@ mod delivery;
 mod feed;
 mod migrations;
 mod pool;
+mod rows;
+mod together;
 mod writer;
 
 use std::sync::Arc;

@@ -2,11 +2,15 @@
 //!
 //! [`Writer::append`] queues its batch and waits. The task takes the first waiting batch and
 //! whatever else is already queued (up to [`MAX_GROUP`]), and writes them all in one READ
-//! COMMITTED transaction, each under a savepoint (`append::write`): a batch the store refuses is
-//! rolled back to its savepoint alone, keeping its error for its caller, and the others go on.
-//! One COMMIT, one WAL flush, for the whole group; only after it returns is each caller answered
-//! with its own result. If the COMMIT (or the connection) fails, every caller in the group gets
-//! an error and the next group opens a new connection.
+//! COMMITTED transaction. When every batch of the group only records events (no erasure, no
+//! notice), the group is checked with one read of each kind and written with one statement per
+//! controller (`together.rs`); otherwise, or if that statement fails, each batch is written under
+//! a savepoint of its own (`append::write`): a batch the store refuses is rolled back to its
+//! savepoint alone, keeping its error for its caller, and the others go on. Either way a refused
+//! batch gets the same error and takes no numbers. One COMMIT, one WAL flush, for the whole
+//! group; only after it returns is each caller answered with its own result. If the COMMIT (or
+//! the connection) fails, every caller in the group gets an error and the next group opens a new
+//! connection.
 //!
 //! The first batch of a controller in a group locks its head row and reads the head and the
 //! tree's right edge; later batches of the same controller continue from what the previous one
@@ -25,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::is_transient;
 use crate::pool::{Conn, Pool, Tx};
-use crate::{append, feed};
+use crate::{append, feed, together};
 
 /// The most batches one transaction writes. Each batch's savepoint becomes a subtransaction with
 /// an XID of its own, and PostgreSQL caches 64 of those per session
@@ -154,11 +158,7 @@ async fn commit_once(
 /// Each batch under its savepoint: a refused batch is rolled back to it and its error kept. An
 /// error from the savepoint statements themselves (a broken connection) or a transient
 /// conflict fails the whole transaction.
-async fn write_all(
-    tx: &mut Tx<'_>,
-    batches: &[Arc<AppendBatch>],
-    channel: &str,
-) -> StoreResult<Vec<StoreResult<Appended>>> {
+async fn write_each(tx: &mut Tx<'_>, batches: &[Arc<AppendBatch>]) -> StoreResult<Vec<StoreResult<Appended>>> {
     let mut results = Vec::with_capacity(batches.len());
     let mut group = append::GroupState::default();
     let mut before_next = Some(SAVEPOINT);
@@ -181,6 +181,52 @@ async fn write_all(
             }
         }
     }
+    Ok(results)
+}
+
+/// The fast path for the whole group, one controller after another, under a savepoint of its
+/// own: on any error it is rolled back whole, and the caller writes the group batch by batch.
+async fn write_together(tx: &mut Tx<'_>, batches: &[Arc<AppendBatch>]) -> StoreResult<Vec<StoreResult<Appended>>> {
+    tx.batch_execute("SAVEPOINT together").await?;
+    let mut results = Vec::with_capacity(batches.len());
+    let mut rest = batches;
+    while let Some(first) = rest.first() {
+        let same = rest.iter().take_while(|b| b.controller == first.controller).count();
+        let (run, after) = rest.split_at(same);
+        match together::write(tx, first.controller.as_str(), run).await {
+            Ok(written) => results.extend(written),
+            Err(e) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT together; RELEASE SAVEPOINT together").await?;
+                return Err(e);
+            }
+        }
+        rest = after;
+    }
+    tx.batch_execute("RELEASE SAVEPOINT together").await?;
+    Ok(results)
+}
+
+/// The group's batches, with the one-statement fast path (`together.rs`) when every batch may
+/// take it, else (or if it fails) each under its savepoint; then the notification, which
+/// PostgreSQL delivers only if the transaction commits.
+async fn write_all(
+    tx: &mut Tx<'_>,
+    batches: &[Arc<AppendBatch>],
+    channel: &str,
+) -> StoreResult<Vec<StoreResult<Appended>>> {
+    let all_eligible = batches.len() > 1 && batches.iter().all(|b| together::eligible(b));
+    let results = if all_eligible {
+        match write_together(tx, batches).await {
+            Ok(results) => results,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "a group failed as a whole; writing its batches one by one");
+                write_each(tx, batches).await?
+            }
+        }
+    } else {
+        write_each(tx, batches).await?
+    };
     // Delivered to every listening node when, and only if, the group commits.
     let mut grown: Vec<String> = batches
         .iter()

@@ -493,3 +493,100 @@ async fn nodes_share_subjects_through_the_store_and_hear_each_others_writes() {
         assert!(std::time::Instant::now() < deadline, "no resync after the listener was cut off");
     }
 }
+
+/// Groups of event-only batches are checked and written together (one statement): each batch
+/// must still get exactly the answer it would get alone, refused batches take no numbers, and
+/// the ledger and tree stay whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_written_together_are_refused_exactly_as_alone() {
+    const APPENDS: u64 = 60;
+    let Some(schema) = Schema::new("batches_written_together_are_refused_exactly_as_alone") else { return };
+    let store = schema.connect().await;
+    let c = controller("together");
+    store.create_controller(c.clone()).await.unwrap();
+    // Stored before: a customer, and an idempotency key already used.
+    let known = subject(200);
+    let mut first = batch_of(&c.id, vec![known.clone()], vec![consent(&c.id, &known, Action::Grant, 1)]);
+    first.idempotency = Some(assent_store::IdempotencyClaim { key: "used".into(), request_hash: [1; 32] });
+    store.append_owned(first).await.unwrap();
+
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(usize::try_from(APPENDS).unwrap()));
+    let mut tasks = Vec::new();
+    for i in 0..APPENDS {
+        let (store, id, barrier, known) = (store.clone(), c.id.clone(), barrier.clone(), known.clone());
+        tasks.push(tokio::spawn(async move {
+            let fresh = subject(i);
+            let mut b = batch_of(&id, vec![fresh.clone()], vec![consent(&id, &fresh, Action::Grant, 10)]);
+            match i % 5 {
+                // A consent for a customer the store does not have.
+                0 => {
+                    let unknown = SubjectRecord { number: 10_000 + i, ..fresh.clone() };
+                    b = batch_of(&id, vec![], vec![consent(&id, &unknown, Action::Grant, 10)]);
+                }
+                // A key used before the group.
+                1 => b.idempotency = Some(assent_store::IdempotencyClaim { key: "used".into(), request_hash: [2; 32] }),
+                // Two batches of the group share a key: one wins.
+                2 => {
+                    let key = format!("pair-{}", i / 10);
+                    b.idempotency = Some(assent_store::IdempotencyClaim { key, request_hash: [3; 32] });
+                }
+                // The stored customer's id with another record.
+                3 => {
+                    let impostor = SubjectRecord { id: known.id.clone(), ..fresh.clone() };
+                    b = batch_of(&id, vec![impostor.clone()], vec![consent(&id, &impostor, Action::Grant, 10)]);
+                }
+                // The stored customer, by number: accepted.
+                _ if i % 10 == 4 => b = batch_of(&id, vec![], vec![consent(&id, &known, Action::Withdraw, 10)]),
+                _ => {}
+            }
+            barrier.wait().await;
+            (i, store.append_owned(b).await)
+        }));
+    }
+    let mut firsts = Vec::new();
+    // Per shared key: (append, Ok(first seq) or Err(the first seq it was told of)).
+    type Answer = (u64, Result<u64, u64>);
+    let mut pairs: BTreeMap<u64, Vec<Answer>> = BTreeMap::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match (i % 5, result) {
+            (0, Err(assent_store::StoreError::NotFound(_))) => {}
+            (1, Err(assent_store::StoreError::IdempotencyKeyUsed(r))) => assert_eq!((r.first_seq, r.count), (0, 1)),
+            (2, Ok(a)) => {
+                firsts.push(a.first_seq);
+                pairs.entry(i / 10).or_default().push((i, Ok(a.first_seq)));
+            }
+            (2, Err(assent_store::StoreError::IdempotencyKeyUsed(r))) => {
+                pairs.entry(i / 10).or_default().push((i, Err(r.first_seq)));
+            }
+            (3, Err(assent_store::StoreError::SubjectExists(s))) => assert_eq!(s.number, known.number),
+            (4, Ok(a)) => firsts.push(a.first_seq),
+            (k, other) => panic!("append {i} (kind {k}) got {other:?}"),
+        }
+    }
+    let mut expected_ids: std::collections::BTreeSet<String> =
+        (0..APPENDS).filter(|i| i % 10 == 9).map(|i| subject(i).id.as_str().to_owned()).collect();
+    expected_ids.insert(known.id.as_str().to_owned());
+    for (key, answers) in &pairs {
+        let won: Vec<(u64, u64)> = answers.iter().filter_map(|(i, a)| a.ok().map(|seq| (*i, seq))).collect();
+        let lost: Vec<u64> = answers.iter().filter_map(|(_, a)| a.err()).collect();
+        assert_eq!(won.len(), 1, "pair-{key}: {answers:?}");
+        assert_eq!(lost, [won[0].1], "the loser is told where the winner's events are");
+        expected_ids.insert(subject(won[0].0).id.as_str().to_owned());
+    }
+    firsts.sort_unstable();
+    let size = 1 + firsts.len() as u64;
+    assert_eq!(firsts, (1..size).collect::<Vec<_>>(), "accepted batches tile the ledger after the first entry");
+    assert_eq!(store.ledger_size(c.id.clone()).await.unwrap(), size);
+    assert_ledger_is_the_tree_of_its_leaves(&[&store], &c.id, size).await;
+    // One record per customer: the stored one and each accepted new customer; no impostor, and
+    // nothing of the refused batches.
+    let subjects = store.load_subjects(c.id.clone()).await.unwrap();
+    let ids: std::collections::BTreeSet<String> = subjects.iter().map(|s| s.id.as_str().to_owned()).collect();
+    assert_eq!(ids, expected_ids);
+    let numbers: std::collections::BTreeSet<u64> = subjects.iter().map(|s| s.number).collect();
+    assert_eq!(numbers.len(), subjects.len(), "numbers are not shared");
+    let states = store.load_states(c.id.clone()).await.unwrap();
+    let known_state = states.iter().find(|s| s.subject == known.pseudonym).unwrap();
+    assert_eq!(known_state.state.action, Action::Withdraw, "the stored customer's withdrawals were applied");
+}
