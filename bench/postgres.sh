@@ -57,12 +57,12 @@ acknowledged write was flushed by PostgreSQL's WAL), in a fresh schema.
 
 Writes to one controller serialise on its ledger head row (\`SELECT … FOR UPDATE\`), which is what
 keeps sequence numbers gapless across nodes. Each node groups waiting appends into one transaction
-(a savepoint each, one commit). Within a group, a controller's head and the tree's right edge
-are read once and carried from batch to batch, and each batch's rows go in one statement, so a
-single event costs two or three round trips to the database inside the group (savepoint, a
-lookup of the customer, the write); what remains is one writer connection working through them
-in turn, so single events are bound by round trips, not by WAL flushes, and batches amortise
-them. Date: $(date -u +%Y-%m-%dT%H:%MZ), commit
+and one COMMIT. A group of batches that only record events is checked with one read of each
+kind (idempotency keys, customers, the tree's right edge) and written with one statement
+(\`crates/assent-store-postgres/src/together.rs\`), refusing exactly the batches that would be
+refused one by one; other groups, or a group whose statement fails, go batch by batch under
+savepoints. So 64 waiting single events cost about six round trips together instead of two or
+three each. Date: $(date -u +%Y-%m-%dT%H:%MZ), commit
 $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores.
 MD
 python3 bench/splice.py postgres "$WORK/postgres.md"
