@@ -56,9 +56,11 @@ pub(crate) async fn write(
     };
     let results = batches.iter().map(|batch| plan.batch(batch)).collect::<Vec<_>>();
     let Plan { next_seq, next_subject, mut rows, .. } = plan;
-    let mut tree = known.edge;
-    rows.set_nodes(subtrees(head.next_seq, &rows.leaves(), &mut tree)?);
-    rows.insert(tx, controller, next_seq, next_subject).await?;
+    if results.iter().any(Result::is_ok) {
+        let mut tree = known.edge;
+        rows.set_nodes(subtrees(head.next_seq, &rows.leaves(), &mut tree)?);
+        rows.insert(tx, controller, next_seq, next_subject).await?;
+    }
     Ok(results)
 }
 
@@ -175,12 +177,19 @@ impl<'b> Plan<'b> {
         let mut fresh: Vec<(u64, &'b SubjectRecord)> = Vec::new();
         for new in &batch.new_subjects {
             let id = new.id.as_str();
+            if let Some((number, record)) = fresh.iter().find(|(_, s)| s.id == new.id) {
+                // The same customer twice in one batch, as the per-batch path sees it.
+                if record.pseudonym != new.pseudonym {
+                    return Err(StoreError::Corrupt("one batch carries two records for one subject".into()));
+                }
+                numbers.push(*number);
+                continue;
+            }
             let earlier = self
                 .stored
                 .get(id)
                 .map(|s| (s.number, s.clone()))
-                .or_else(|| self.created.get(id).map(|(n, s)| (*n, (*s).clone())))
-                .or_else(|| fresh.iter().find(|(_, s)| s.id == new.id).map(|(n, s)| (*n, (*s).clone())));
+                .or_else(|| self.created.get(id).map(|(n, s)| (*n, (*s).clone())));
             match earlier {
                 Some((number, record)) if record.pseudonym == new.pseudonym => numbers.push(number),
                 Some((number, record)) => {
@@ -198,27 +207,32 @@ impl<'b> Plan<'b> {
 
         let by_pseudonym: HashMap<&[u8; 32], u64> =
             batch.new_subjects.iter().map(|s| &s.pseudonym.0).zip(numbers.iter().copied()).collect();
+        // Every entry's subject first, then whether the store has them, as the per-batch path
+        // checks (so a batch wrong in both ways fails the same way).
         let mut entry_numbers = Vec::with_capacity(batch.entries.len());
-        for (seq, entry) in (first_seq..).zip(&batch.entries) {
+        let mut referenced = Vec::new();
+        for entry in &batch.entries {
             let number = match &entry.entry {
-                LedgerEntry::Consent(event) => {
-                    let number = match by_pseudonym.get(&event.subject.0) {
-                        Some(number) => *number,
-                        None => {
-                            let number = entry.subject_number.ok_or_else(|| {
-                                StoreError::Corrupt(format!("consent entry {seq} has no subject number"))
-                            })?;
-                            if !self.present.contains(&number) && !self.created_numbers.contains(&number) {
-                                return Err(StoreError::NotFound(format!("subject number {number}")));
-                            }
-                            number
-                        }
-                    };
-                    Some(number)
-                }
+                LedgerEntry::Consent(event) => match by_pseudonym.get(&event.subject.0) {
+                    Some(number) => Some(*number),
+                    None => {
+                        let number = entry
+                            .subject_number
+                            .ok_or_else(|| StoreError::Corrupt("a consent entry has no subject number".into()))?;
+                        referenced.push(number);
+                        Some(number)
+                    }
+                },
                 LedgerEntry::Notice(_) | LedgerEntry::Erasure(_) => None,
             };
             entry_numbers.push(number);
+        }
+        for number in referenced {
+            let known =
+                self.present.contains(&number) || self.created_numbers.contains(&number) || numbers.contains(&number);
+            if !known {
+                return Err(StoreError::NotFound(format!("subject number {number}")));
+            }
         }
 
         // Accepted: the batch's numbers and rows are the group's.
