@@ -481,6 +481,25 @@ async fn an_erasure_on_one_node_reaches_the_others_and_a_returning_customer_star
     assert_eq!(send(reqwest::Method::DELETE, format!("{}/v1/subjects/y", b.base), None).await.status(), 200);
     until(&a.base, "y", "ads", "not_asked").await;
     assert_eq!(send(reqwest::Method::DELETE, format!("{}/v1/subjects/y", a.base), None).await.status(), 404);
+
+    // Every node's LISTEN session is cut off; what is written meanwhile still reaches them, by
+    // the resync after they reconnect (and the re-check of a quiet feed).
+    let (admin, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let cut = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN assent_%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(cut.len() >= 2, "both nodes' feeds were found");
+    assert_eq!(
+        send(reqwest::Method::POST, format!("{}/v1/consents", a.base), Some(grant("z", "news"))).await.status(),
+        201
+    );
+    until(&b.base, "z", "news", "granted").await;
     a.stop();
     b.stop();
 }
