@@ -719,6 +719,18 @@ fn message_for(d: &Destination, entry: &OutboxEntry) -> ServiceResult<Option<Mes
     let event_id = format!("{}:{}", d.controller, entry.seq);
     let delivery_id = format!("{}:{}", d.id, entry.seq);
     let subject = entry.subject.as_ref().map(|s| s.as_str().to_owned());
+    // What every kind of event says: which event, where to confirm it, whom it concerns.
+    let common = |recorded_at: assent_core::Timestamp| {
+        let mut data = serde_json::Map::new();
+        data.insert("id".into(), event_id.clone().into());
+        data.insert("delivery_id".into(), delivery_id.clone().into());
+        data.insert("controller".into(), d.controller.as_str().into());
+        data.insert("seq".into(), entry.seq.into());
+        data.insert("subject".into(), subject.clone().into());
+        data.insert("recorded_at".into(), serde_json::json!(recorded_at));
+        data.insert("leaf_hash".into(), to_hex(&entry.leaf_hash).into());
+        data
+    };
     let (kind, nats_subject, recorded_at, data) = match decoded {
         LedgerEntry::Consent(e) => {
             if !d.purposes.is_empty() && !d.purposes.contains(&e.purpose) {
@@ -729,31 +741,15 @@ fn message_for(d: &Destination, entry: &OutboxEntry) -> ServiceResult<Option<Mes
                 Action::Withdraw => "consent.withdrawn",
                 Action::Expire => "consent.expired",
             };
-            let data = serde_json::json!({
-                "id": event_id,
-                "delivery_id": delivery_id,
-                "controller": d.controller,
-                "seq": entry.seq,
-                "subject": subject,
-                "purpose": e.purpose,
-                "action": e.action.as_str(),
-                "version": e.version,
-                "method": e.method.as_str(),
-                "recorded_at": e.recorded_at,
-                "leaf_hash": to_hex(&entry.leaf_hash),
-            });
+            let mut data = common(e.recorded_at);
+            data.insert("purpose".into(), serde_json::json!(e.purpose));
+            data.insert("action".into(), e.action.as_str().into());
+            data.insert("version".into(), serde_json::json!(e.version));
+            data.insert("method".into(), e.method.as_str().into());
             (kind, format!("assent.{}.consent.{}", d.controller, e.purpose), e.recorded_at, data)
         }
         LedgerEntry::Erasure(e) => {
-            let data = serde_json::json!({
-                "id": event_id,
-                "delivery_id": delivery_id,
-                "controller": d.controller,
-                "seq": entry.seq,
-                "subject": subject,
-                "recorded_at": e.recorded_at,
-                "leaf_hash": to_hex(&entry.leaf_hash),
-            });
+            let data = common(e.recorded_at);
             ("subject.erased", format!("assent.{}.erasure", d.controller), e.recorded_at, data)
         }
         LedgerEntry::Notice(_) => return Ok(None),
