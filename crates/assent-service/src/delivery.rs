@@ -484,7 +484,9 @@ impl<S: Store> Assent<S> {
             }
             if !busy {
                 tokio::select! {
-                    () = self.outbox_wake.notified() => {}
+                    // A moment's wait lets a burst of commits go out in one pass, rather than
+                    // a pass (and a read of every destination) per commit under heavy ingest.
+                    () = self.outbox_wake.notified() => tokio::time::sleep(Duration::from_millis(10)).await,
                     () = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
