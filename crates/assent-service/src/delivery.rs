@@ -29,6 +29,8 @@ use crate::{Assent, Principal, ServiceError, ServiceResult, random_bytes};
 
 /// How many outbox entries one pass reads per destination.
 const BATCH: u64 = 200;
+/// How often the dispatcher looks for controllers without a NATS destination.
+const REGISTER_EVERY: Duration = Duration::from_secs(5);
 /// Outbox rows kept past the end of the ledger's delivered part when no destination exists.
 const PRUNE_MARGIN: u64 = 10_000;
 /// The JetStream stream that captures every controller's subjects.
@@ -441,6 +443,7 @@ impl<S: Store> Assent<S> {
         };
         let mut nats: Option<NatsClient> = None;
         let mut last_prune = std::time::Instant::now();
+        let mut registered: Option<std::time::Instant> = None;
         loop {
             match self.store.try_lead("dispatcher").await {
                 Ok(true) => {}
@@ -457,11 +460,16 @@ impl<S: Store> Assent<S> {
             if let Some(url) = &options.nats_url {
                 if nats.as_ref().is_none_or(NatsClient::is_closed) {
                     nats = connect_nats(url).await;
+                    registered = None;
                 }
-                if nats.is_some()
-                    && let Err(e) = self.ensure_nats_destinations(url).await
-                {
-                    tracing::warn!(error = %e, "cannot register the NATS destinations");
+                // New controllers get their NATS destination within a few seconds; checking on
+                // every pass would cost two reads per pass for nothing.
+                let due = registered.is_none_or(|at: std::time::Instant| at.elapsed() > REGISTER_EVERY);
+                if nats.is_some() && due {
+                    match self.ensure_nats_destinations(url).await {
+                        Ok(()) => registered = Some(std::time::Instant::now()),
+                        Err(e) => tracing::warn!(error = %e, "cannot register the NATS destinations"),
+                    }
                 }
             }
             let mut busy = false;

@@ -19,7 +19,7 @@ use assent_core::{ConsentState, ControllerId, LedgerEntry};
 use assent_store::{Change, Store, StoreError, SubjectRecord};
 use tokio::sync::mpsc;
 
-use crate::memory::{CatalogView, ControllerHandle, read, write};
+use crate::memory::{ControllerHandle, read, write};
 use crate::{Assent, ServiceError, ServiceResult};
 
 /// How long the feed may be silent before every loaded ledger is checked anyway.
@@ -178,8 +178,7 @@ impl<S: Store> Assent<S> {
         let Some(info) = self.store.controller(controller.clone()).await? else {
             return Ok(());
         };
-        let mut catalog = CatalogView::from_snapshot(self.store.load_catalog(controller.clone()).await?);
-        catalog.refresh_days = self.refresh_days_for(&info.profiles);
+        let catalog = self.catalog_view(&info).await?;
         *write(&handle.info) = info;
         *write(&handle.catalog) = Arc::new(catalog);
         Ok(())

@@ -136,6 +136,13 @@ impl<S: Store> Assent<S> {
         }
     }
 
+    /// A controller's catalog from the store, with what its profiles add to decisions.
+    pub(crate) async fn catalog_view(&self, info: &assent_store::Controller) -> ServiceResult<CatalogView> {
+        let mut catalog = CatalogView::from_snapshot(self.store.load_catalog(info.id.clone()).await?);
+        catalog.refresh_days = self.refresh_days_for(&info.profiles);
+        Ok(catalog)
+    }
+
     fn refresh_days_for(&self, profiles: &[String]) -> Option<u32> {
         let gdpr = assent_core::lint::Profile::from_names(profiles).contains(&assent_core::lint::Profile::EuGdpr);
         gdpr.then(|| self.consent_refresh_days.load(std::sync::atomic::Ordering::Relaxed))
@@ -206,8 +213,7 @@ impl<S: Store> Assent<S> {
         // Read before the state: whatever commits meanwhile is read back by the next catch-up
         // (applying an entry twice changes nothing).
         let applied = self.store.ledger_size(id.clone()).await?;
-        let mut catalog = CatalogView::from_snapshot(self.store.load_catalog(id.clone()).await?);
-        catalog.refresh_days = self.refresh_days_for(&info.profiles);
+        let catalog = self.catalog_view(&info).await?;
         let mut subjects =
             Subjects { next_number: self.store.next_subject_number(id.clone()).await?, ..Subjects::default() };
         for record in self.store.load_subjects(id.clone()).await? {

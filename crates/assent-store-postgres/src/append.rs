@@ -5,11 +5,10 @@
 //! 1. lock the controller's `ledger_heads` row (`SELECT ... FOR UPDATE`, creating the row first
 //!    if it is missing): every other append to that controller, from this node or another, now
 //!    waits for this transaction to end, so the head's `next_seq` is this batch's first number;
-//! 2. claim the idempotency key and erase the subject, as the SQLite writer does, and store new
-//!    subjects under numbers allocated from the head row (a subject another node stored first
-//!    under the same id is returned as `SubjectExists`, for the caller to adopt);
-//! 3. read the stored nodes on the tree's right edge that the new leaves' subtrees need (one
-//!    query), and compute the subtree hashes each new leaf completes;
+//! 2. erase the subject, if asked, as the SQLite writer does;
+//! 3. read what the checks need (idempotency key, customers by id, referenced customers, the
+//!    tree's right edge) and run them (`plan.rs`, the same plan the group fast path uses): a
+//!    refused batch is answered here; new customers get their numbers from the head row;
 //! 4. in one statement (data-modifying CTEs), insert the new subjects, the entries, their
 //!    outbox rows, consent states and evidence, and move the head past the batch: a single
 //!    event waits on round trips, not on rows; then the notice versions, if any;
@@ -18,16 +17,16 @@
 //!
 //! An error rolls the batch back to its savepoint, head included, so numbers stay gapless.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use assent_core::crypto::Hash32;
-use assent_core::{LedgerEntry, merkle};
-use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult, SubjectRecord};
+use assent_core::merkle;
+use assent_store::{AppendBatch, Appended, IdempotencyRecord, StoreError, StoreResult};
 use tokio_postgres::Row;
 
-use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, subject, to_json};
+use crate::codec::{get, hash32, seq_from_sql, seq_to_sql, to_json};
+use crate::plan::{Plan, read_known};
 use crate::pool::Tx;
-use crate::rows::Rows;
 
 const SELECT_HEAD: &str = "SELECT next_seq, next_subject FROM ledger_heads WHERE controller = $1 FOR UPDATE";
 
@@ -136,27 +135,6 @@ async fn write_at(
 ) -> StoreResult<Appended> {
     let controller = batch.controller.as_str();
     let first_seq = head.next_seq;
-    let count = u64::try_from(batch.entries.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
-    let next_seq = first_seq.checked_add(count).ok_or_else(|| StoreError::Corrupt("ledger is full".into()))?;
-    let first_sql = seq_to_sql(first_seq)?;
-
-    if let Some(claim) = &batch.idempotency {
-        // The head lock makes this check-then-claim race-free within the controller.
-        let claimed = tx
-            .execute(
-                "INSERT INTO idempotency (controller, key, request_hash, first_seq, count)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (controller, key) DO NOTHING",
-                &[&controller, &claim.key, &&claim.request_hash[..], &first_sql, &seq_to_sql(count)?],
-            )
-            .await?;
-        if claimed == 0 {
-            let row = tx
-                .query_opt(FIND_IDEMPOTENCY, &[&controller, &claim.key])
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("idempotency key `{}` vanished", claim.key)))?;
-            return Err(StoreError::IdempotencyKeyUsed(idempotency_record(&claim.key, &row)?));
-        }
-    }
 
     // Whom an erasure erases, for its outbox row: read before the record goes.
     let mut erased_id: Option<String> = None;
@@ -190,24 +168,13 @@ async fn write_at(
         }
     }
 
-    let allocation = allocate_subjects(tx, batch, head.next_subject).await?;
-    let subject_numbers = allocation.numbers.clone();
-    let numbers = entry_subjects(batch, &subject_numbers)?;
-    check_subjects(tx, batch, &numbers, &subject_numbers).await?;
-
-    let mut rows = Rows::default();
-    for (number, record) in &allocation.fresh {
-        rows.subject(*number, record);
-    }
-    for ((seq, new), number) in (first_seq..).zip(&batch.entries).zip(&numbers) {
-        // The outbox row of an erasure says whom it erased.
-        let erased = matches!(new.entry, LedgerEntry::Erasure(_)).then_some(erased_id.as_deref()).flatten();
-        rows.entry(seq, *number, new, erased);
-    }
-    let mut tree = known.as_ref().map(|k| k.edge.clone()).unwrap_or_default();
-    read_edge(tx, controller, &edge_needed(first_seq, batch.entries.len()), &mut tree).await?;
+    let edge = known.as_ref().map(|k| k.edge.clone()).unwrap_or_default();
+    let mut facts = read_known(tx, controller, &[batch], first_seq, edge).await?;
+    let mut tree = std::mem::take(&mut facts.edge);
+    let mut plan = Plan::new(head, facts);
+    let appended = plan.batch(batch, erased_id.as_deref())?;
+    let (next_seq, next_subject, mut rows) = plan.finish();
     rows.set_nodes(subtrees(first_seq, &rows.leaves(), &mut tree)?);
-    let next_subject = allocation.next;
     rows.insert(tx, controller, next_seq, next_subject).await?;
 
     for version in &batch.notice_versions {
@@ -225,122 +192,7 @@ async fn write_at(
         }
     }
     *known = Some(KnownHead { next_seq, next_subject, edge: right_edge(tree, next_seq) });
-    Ok(Appended { first_seq, subject_numbers })
-}
-
-/// Stores the batch's new subjects under numbers allocated from the head row (held locked, so
-/// no other writer allocates meanwhile), and returns each one's number and the next free one.
-/// Numbers at or past the head are free, whatever other nodes have in memory. A
-/// subject already stored with the same pseudonym (two requests racing on a new customer) keeps
-/// its number; one stored under the same id with another pseudonym was created by another
-/// writer first, and is returned in [`StoreError::SubjectExists`] for the caller to adopt.
-async fn allocate_subjects<'b>(tx: &mut Tx<'_>, batch: &'b AppendBatch, mut next: u64) -> StoreResult<Allocation<'b>> {
-    if batch.new_subjects.is_empty() {
-        return Ok(Allocation { numbers: Vec::new(), next, fresh: Vec::new() });
-    }
-    let controller = batch.controller.as_str();
-    let ids: Vec<&str> = batch.new_subjects.iter().map(|s| s.id.as_str()).collect();
-    let stored: HashMap<String, SubjectRecord> = tx
-        .query(
-            "SELECT id, secret, pseudonym, created_at, number FROM subjects WHERE controller = $1 AND id = ANY($2)",
-            &[&controller, &ids],
-        )
-        .await?
-        .iter()
-        .map(|row| subject(row).map(|s| (s.id.as_str().to_owned(), s)))
-        .collect::<StoreResult<_>>()?;
-    let mut numbers = Vec::with_capacity(batch.new_subjects.len());
-    let mut fresh: Vec<(u64, &SubjectRecord)> = Vec::new();
-    for new in &batch.new_subjects {
-        let earlier = stored
-            .get(new.id.as_str())
-            .map(|s| (s.number, &s.pseudonym))
-            .or_else(|| fresh.iter().find(|(_, s)| s.id == new.id).map(|(n, s)| (*n, &s.pseudonym)));
-        match earlier {
-            Some((number, pseudonym)) if *pseudonym == new.pseudonym => numbers.push(number),
-            Some(_) => {
-                let existing = stored
-                    .get(new.id.as_str())
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt("one batch carries two records for one subject".into()))?;
-                return Err(StoreError::SubjectExists(Box::new(existing)));
-            }
-            None => {
-                // The caller's number when no writer can have used it yet (at or past the head),
-                // so a single node's numbers are the ones it proposed; the next free one if not.
-                let number = new.number.max(next);
-                numbers.push(number);
-                fresh.push((number, new));
-                next = number.checked_add(1).ok_or_else(|| StoreError::Corrupt("subject numbers ran out".into()))?;
-            }
-        }
-    }
-    Ok(Allocation { numbers, next, fresh })
-}
-
-/// New subjects' numbers: each of the batch's `new_subjects` in order, the next free number,
-/// and the records to insert (those not stored already).
-struct Allocation<'b> {
-    numbers: Vec<u64>,
-    next: u64,
-    fresh: Vec<(u64, &'b SubjectRecord)>,
-}
-
-/// The subject number each entry's row carries: a consent entry's subject (a new subject's
-/// allocated number, found by pseudonym), an erasure's erased subject, nothing for a notice.
-fn entry_subjects(batch: &AppendBatch, allocated: &[u64]) -> StoreResult<Vec<Option<u64>>> {
-    let new: HashMap<&[u8; 32], u64> =
-        batch.new_subjects.iter().map(|s| &s.pseudonym.0).zip(allocated.iter().copied()).collect();
-    batch
-        .entries
-        .iter()
-        .map(|entry| match &entry.entry {
-            LedgerEntry::Consent(event) => new
-                .get(&event.subject.0)
-                .copied()
-                .or(entry.subject_number)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt("a consent entry has no subject number".into())),
-            LedgerEntry::Erasure(_) => Ok(batch.erase_subject),
-            LedgerEntry::Notice(_) => Ok(None),
-        })
-        .collect()
-}
-
-/// Refuses a consent entry whose subject the store does not have (erased meanwhile, say): its
-/// events would otherwise bring back state and evidence with no one behind them.
-async fn check_subjects(
-    tx: &mut Tx<'_>,
-    batch: &AppendBatch,
-    numbers: &[Option<u64>],
-    allocated: &[u64],
-) -> StoreResult<()> {
-    let mut referenced = Vec::new();
-    for (entry, number) in batch.entries.iter().zip(numbers) {
-        if let (LedgerEntry::Consent(_), Some(number)) = (&entry.entry, number)
-            && !allocated.contains(number)
-            && !referenced.contains(number)
-        {
-            referenced.push(*number);
-        }
-    }
-    if referenced.is_empty() {
-        return Ok(());
-    }
-    let wanted = referenced.iter().map(|n| seq_to_sql(*n)).collect::<StoreResult<Vec<_>>>()?;
-    let present: HashSet<i64> = tx
-        .query(
-            "SELECT number FROM subjects WHERE controller = $1 AND number = ANY($2)",
-            &[&batch.controller.as_str(), &wanted],
-        )
-        .await?
-        .iter()
-        .map(|row| get(row, 0))
-        .collect::<StoreResult<_>>()?;
-    match referenced.iter().zip(&wanted).find(|(_, sql)| !present.contains(sql)) {
-        Some((number, _)) => Err(StoreError::NotFound(format!("subject number {number}"))),
-        None => Ok(()),
-    }
+    Ok(appended)
 }
 
 /// The stored nodes that leaves `first_seq..first_seq + count` pair with: children of the nodes

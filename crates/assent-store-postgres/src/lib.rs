@@ -35,6 +35,7 @@ mod codec;
 mod delivery;
 mod feed;
 mod migrations;
+mod plan;
 mod pool;
 mod rows;
 mod together;
